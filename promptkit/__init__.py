@@ -1,0 +1,18 @@
+"""promptkit: parameter-efficient prompt tuning of frozen video, vision-language and text-to-image models."""
+from ._compat import allow_mmengine_checkpoints, stub_mmaction_drn
+
+# Before anything imports mmaction.models (see _compat for why).
+stub_mmaction_drn()
+allow_mmengine_checkpoints()
+
+from .attention import attention_reference, prompted_attention  # noqa: E402
+from .core import HOOKS, SiteInfo, resolve_layers  # noqa: E402
+from .registry import DATASETS, HOOKS as ENGINE_HOOKS, MODELS, PROMPTS  # noqa: E402
+from . import strategies, hosts, models  # noqa: E402,F401
+from .models import PromptedBackbone  # noqa: E402
+from .strategies import AttentionPrompt, DeepPrompt, PromptStrategy, ShallowPrompt  # noqa: E402
+
+__version__ = '0.1.0'
+__all__ = ['PROMPTS', 'MODELS', 'DATASETS', 'ENGINE_HOOKS', 'HOOKS', 'SiteInfo', 'resolve_layers',
+           'prompted_attention', 'attention_reference', 'PromptStrategy', 'AttentionPrompt', 'DeepPrompt',
+           'ShallowPrompt', 'PromptedBackbone']

@@ -1,0 +1,58 @@
+"""Workarounds for the pinned stack, each in one place. Imported first by ``promptkit/__init__.py``."""
+import sys
+import types
+import warnings
+
+# mmcv-lite has no compiled ops; its transformer module warns about that on import. promptkit needs none of them.
+warnings.filterwarnings('ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+
+def stub_mmaction_drn() -> None:
+    """Stub ``mmaction.models.localizers.drn``, which the mmaction2 1.2.0 wheel lacks (upstream issue 2714).
+
+    ``mmaction.models.localizers`` imports it unconditionally, so without the stub ``import mmaction.models``
+    fails. The stub only provides a ``DRN`` that refuses to be built. It must run before the first import of
+    ``mmaction.models``; forked data-loader workers inherit it.
+    """
+    if 'mmaction.models.localizers.drn' in sys.modules:
+        return
+    try:  # A future wheel that ships the module needs no stub.
+        import importlib.util
+        if importlib.util.find_spec('mmaction') is None:
+            return
+        import mmaction
+        from pathlib import Path
+        if (Path(mmaction.__file__).parent / 'models' / 'localizers' / 'drn').is_dir():
+            return
+    except ImportError:
+        return
+
+    class DRN:  # noqa: D401 - placeholder
+        def __init__(self, *args, **kwargs):
+            raise ImportError('mmaction2 1.2.0 ships without mmaction.models.localizers.drn (issue 2714); '
+                              'promptkit stubs it, so the DRN localizer cannot be built.')
+
+    pkg = types.ModuleType('mmaction.models.localizers.drn')
+    pkg.__path__ = []
+    mod = types.ModuleType('mmaction.models.localizers.drn.drn')
+    mod.DRN = pkg.DRN = DRN
+    sys.modules[pkg.__name__] = pkg
+    sys.modules[mod.__name__] = mod
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Let ``torch.load(weights_only=True)`` (the default since torch 2.6) read MMEngine checkpoints.
+
+    mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` and its checkpoints hold a ``HistoryBuffer``,
+    numpy arrays and dtypes. We allow-list exactly those globals instead of turning weights-only loading off.
+    """
+    import numpy as np
+    import torch
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from numpy._core.multiarray import _reconstruct, scalar
+
+    dtypes = ('float64', 'float32', 'float16', 'int64', 'int32', 'int8', 'uint8', 'bool')
+    torch.serialization.add_safe_globals(
+        [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar]
+        + [type(np.dtype(t)) for t in dtypes] + [np.dtype(t).type for t in dtypes])

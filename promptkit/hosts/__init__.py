@@ -1,0 +1,19 @@
+"""Hosts: one per framework. ``find_host`` picks the one that understands a model."""
+from torch import nn
+
+from .base import Host
+from .mmaction import MMActionViTHost
+
+HOSTS: list[type[Host]] = [MMActionViTHost]
+
+
+def find_host(model: nn.Module) -> Host:
+    """Return a host for ``model``, or fail naming the supported model classes."""
+    for cls in HOSTS:
+        if cls.matches(model):
+            return cls(model)
+    raise TypeError(f'promptkit cannot attach prompts to a {type(model).__module__}.{type(model).__name__}: '
+                    f'supported models are {[h.name for h in HOSTS]}')
+
+
+__all__ = ['Host', 'MMActionViTHost', 'HOSTS', 'find_host']

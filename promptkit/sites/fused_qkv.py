@@ -1,0 +1,44 @@
+"""Site for attention with a fused ``qkv`` projection: mmaction2 VideoMAE ``Attention`` and timm ``Attention``."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..attention import prompted_attention
+from .base import Site
+
+
+class FusedQKVAttentionSite(Site):
+    """Runs the host's fused-qkv attention through the one SDPA kernel, with the strategy's hooks.
+
+    Understands mmaction2's ``vit_mae.Attention`` (``qkv`` without bias plus ``q_bias``/``v_bias``, ``scale``)
+    and timm's ``Attention`` (``qkv`` with bias, optional ``q_norm``/``k_norm``/``norm``). Replaces
+    mmaction2's hand-written softmax attention, so a prompted VideoMAE is also a faster one.
+    """
+
+    module_types = ('Attention',)
+    hook_names = ('extra_kv', 'attn_output')
+
+    def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
+        m, info = self.module, self.info
+        B, N, C = x.shape
+        if getattr(m, 'q_bias', None) is not None:  # mmaction2 VideoMAE: k has no bias
+            bias = torch.cat((m.q_bias, torch.zeros_like(m.v_bias), m.v_bias))
+        else:
+            bias = m.qkv.bias
+        qkv = F.linear(x, m.qkv.weight, bias)
+        qkv = qkv.reshape(B, N, 3, info.num_heads, info.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d)
+        q, k, v = qkv.unbind(0)
+        if hasattr(m, 'q_norm'):  # timm
+            q, k = m.q_norm(q), m.k_norm(k)
+        extra = self.strategy.extra_kv(info, q) if 'extra_kv' in self.active else (None, None)
+        dropout_p = m.attn_drop.p if m.training else 0.0
+        out = prompted_attention(q, k, v, *extra, scale=m.scale, dropout_p=dropout_p, attn_mask=attn_mask)
+        out = out.transpose(1, 2).reshape(B, N, C)  # (B, N, C)
+        if hasattr(m, 'norm'):  # timm's optional attention-output norm
+            out = m.norm(out)
+        out = m.proj_drop(m.proj(out))
+        if 'attn_output' in self.active:
+            out = out + self.strategy.attn_output(info, x, out)
+        return out

@@ -1,0 +1,6 @@
+"""Prompt strategies, one file per method, each registered in ``promptkit.registry.PROMPTS``."""
+from .attention_prompt import AttentionPrompt
+from .base import PromptStrategy
+from .deep_prompt import DeepPrompt, ShallowPrompt
+
+__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt']
