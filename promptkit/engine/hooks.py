@@ -1,0 +1,88 @@
+"""MMEngine hooks: prompt-only checkpoints that still resume, checked against the frozen base."""
+from __future__ import annotations
+
+import os.path as osp
+
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from torch import nn
+
+from ..registry import HOOKS
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if is_model_wrapper(model) else model
+
+
+def frozen_fingerprint(model: nn.Module) -> str:
+    """Fingerprint of every frozen parameter: the base a set of prompts belongs to."""
+    from ..checkpoint import fingerprint
+    return fingerprint({n: p for n, p in model.named_parameters() if not p.requires_grad})
+
+
+def trained_state_dict(model: nn.Module) -> dict:
+    """The tensors a run changes: trainable parameters and the buffers outside frozen prompted hosts."""
+    from ..models import PromptedBackbone
+    frozen_prefixes = tuple(f'{name}.backbone.' for name, m in model.named_modules()
+                            if isinstance(m, PromptedBackbone) and not any(
+                                p.requires_grad for p in m.backbone.parameters()))
+    keep = {n for n, p in model.named_parameters() if p.requires_grad}
+    keep |= {n for n, _ in model.named_buffers() if not n.startswith(frozen_prefixes)}
+    return {k: v for k, v in model.state_dict().items() if k in keep}
+
+
+@HOOKS.register_module()
+class PromptCheckpointHook(Hook):
+    """Save only what training changes, refuse to load onto another base, export the prompts at the end.
+
+    - ``before_save_checkpoint``: the checkpoint's ``state_dict`` keeps the trainable parameters (and buffers
+      outside frozen hosts); ``meta['promptkit']`` records the frozen base's fingerprint and the trained keys.
+      Optimizer and scheduler states are kept, so ``--resume`` works.
+    - ``after_load_checkpoint``: a promptkit checkpoint must match the frozen base the config built (from its
+      ``pretrained=`` path) and must hold every trainable tensor; otherwise one error says which and how to fix.
+    - ``after_train``: writes ``prompts.safetensors`` and ``prompt_config.json`` into the work dir.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self) -> None:
+        self._fingerprint: str | None = None
+
+    def _base(self, runner) -> str:
+        if self._fingerprint is None:  # the frozen base never changes during a run
+            self._fingerprint = frozen_fingerprint(_unwrap(runner.model))
+        return self._fingerprint
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = _unwrap(runner.model)
+        state = trained_state_dict(model)
+        checkpoint['state_dict'] = {k: v for k, v in checkpoint['state_dict'].items() if k in state}
+        checkpoint.setdefault('meta', {})['promptkit'] = dict(base_fingerprint=self._base(runner),
+                                                              trained_keys=sorted(state))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        meta = checkpoint.get('meta', {}).get('promptkit')
+        if meta is None:
+            return  # a full checkpoint (mmaction2 or plain MMEngine): nothing to check
+        found = self._base(runner)
+        if meta['base_fingerprint'] != found:
+            raise RuntimeError(
+                f'this checkpoint was trained on another frozen base (fingerprint {meta["base_fingerprint"]}, '
+                f'the model built from the config has {found}). Point model.backbone.pretrained at the weights '
+                'the prompts were trained from, and keep the backbone settings of that run.')
+        model = _unwrap(runner.model)
+        state = checkpoint['state_dict']
+        missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in state
+                   and f'module.{n}' not in state]
+        if missing:
+            raise RuntimeError(f'the checkpoint lacks trainable tensors {missing[:10]}: it was written for another '
+                               'prompt configuration than this config builds')
+
+    def after_train(self, runner) -> None:
+        from ..artifacts import save_prompts
+        save_prompts(_unwrap(runner.model), runner.work_dir, base_fingerprint=self._base(runner),
+                     config=runner.cfg.get('model'))
+        runner.logger.info(f'promptkit: prompts written to {osp.join(runner.work_dir, "prompts.safetensors")}')
+
+
+__all__ = ['PromptCheckpointHook', 'trained_state_dict', 'frozen_fingerprint']
