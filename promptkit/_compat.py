@@ -44,8 +44,13 @@ def allow_mmengine_checkpoints() -> None:
     """Let ``torch.load(weights_only=True)`` (the default since torch 2.6) read MMEngine checkpoints.
 
     mmengine 0.10.7 calls ``torch.load`` without ``weights_only`` and its checkpoints hold a ``HistoryBuffer``,
-    numpy arrays and dtypes. We allow-list exactly those globals instead of turning weights-only loading off.
+    numpy arrays and dtypes; ``HistoryBuffer`` pickles its statistics as ``getattr(HistoryBuffer, 'mean')``.
+    We allow-list exactly those globals, with a ``getattr`` stand-in that serves only those four look-ups, plus
+    the ``argparse.Namespace`` VideoMAE checkpoints store as ``args``, instead of turning weights-only off.
     """
+    import argparse
+    import pickle
+
     import numpy as np
     import torch
     from mmengine.logging.history_buffer import HistoryBuffer
@@ -53,6 +58,12 @@ def allow_mmengine_checkpoints() -> None:
     from numpy._core.multiarray import _reconstruct, scalar
 
     dtypes = ('float64', 'float32', 'float16', 'int64', 'int32', 'int8', 'uint8', 'bool')
+    def history_buffer_getattr(obj, name: str):
+        if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
+            return getattr(obj, name)
+        raise pickle.UnpicklingError(f'refusing getattr({obj!r}, {name!r}) in a weights-only load')
+
     torch.serialization.add_safe_globals(
-        [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar]
+        [HistoryBuffer, np.ndarray, np.dtype, _reconstruct, scalar, argparse.Namespace, bytes,
+         (history_buffer_getattr, 'builtins.getattr')]
         + [type(np.dtype(t)) for t in dtypes] + [np.dtype(t).type for t in dtypes])

@@ -14,10 +14,8 @@ Weights are never downloaded and never resized: a checkpoint that does not fit t
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
-import pickle
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,15 +39,6 @@ _FIX_ARCH = ('the checkpoint is for another backbone: check embed_dims/depth/num
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable, or does not fit the model it should initialise."""
-
-
-def _history_buffer_getattr(obj: Any, name: str) -> Any:
-    """Stand-in for ``getattr`` while unpickling: MMEngine's ``HistoryBuffer`` pickles its statistics methods as
-    ``getattr(HistoryBuffer, 'mean')``; anything else is refused (a free ``getattr`` would defeat weights-only)."""
-    from mmengine.logging import HistoryBuffer
-    if obj is HistoryBuffer and name in ('min', 'max', 'current', 'mean'):
-        return getattr(obj, name)
-    raise pickle.UnpicklingError(f'refusing getattr({obj!r}, {name!r}) in a weights-only load')
 
 
 def read_state_dict(path: str, *, trust_pickle: bool = False) -> dict[str, Tensor]:
@@ -86,9 +75,7 @@ def read_state_dict(path: str, *, trust_pickle: bool = False) -> dict[str, Tenso
             if trust_pickle:
                 obj = torch.load(path, map_location='cpu', weights_only=False)
             else:
-                allowed = [argparse.Namespace, bytes, (_history_buffer_getattr, 'builtins.getattr')]
-                with torch.serialization.safe_globals(allowed):
-                    obj = torch.load(path, map_location='cpu', weights_only=True)
+                obj = torch.load(path, map_location='cpu', weights_only=True)
         except Exception as e:
             lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
             detail = next((ln for ln in lines if ln.startswith('WeightsUnpickler error')), lines[0] if lines else '')
