@@ -27,6 +27,7 @@ class SiteInfo:
         num_prefix_tokens: Class / register tokens at the start of the sequence (0 for VideoMAE).
         patch_size: Spatial patch size (h, w), used by VPT-style initialisation.
         tubelet_size: Temporal patch size (1 for image models).
+        grid: Patch-token grid, (h, w) for images or (t, h, w) for video, when the host knows it statically.
     """
 
     name: str
@@ -39,6 +40,7 @@ class SiteInfo:
     num_prefix_tokens: int = 0
     patch_size: tuple[int, int] = (16, 16)
     tubelet_size: int = 1
+    grid: tuple[int, ...] | None = None
 
 
 def resolve_layers(layers: Layers, num_layers: int) -> list[int]:

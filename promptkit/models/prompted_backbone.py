@@ -9,7 +9,7 @@ from mmengine.logging import MMLogger, print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..hosts import find_host
+from ..hosts import Host, find_host
 from ..registry import MODELS, PROMPTS
 
 
@@ -50,6 +50,26 @@ def trainable_table(model: nn.Module) -> str:
     return '\n'.join(lines)
 
 
+def attach_prompts(model: nn.Module, prompt: dict | None, train_roles: Sequence[str] = (),
+                   full_finetune: bool = False) -> tuple[Host, nn.Module | None, tuple[str, ...]]:
+    """Find the host of ``model``, build and attach the strategy, and freeze: what every wrapper does.
+
+    Returns the host, the strategy (None without ``prompt``; the caller registers it as a submodule) and the
+    host parameter roles left trainable.
+    """
+    host = find_host(model)
+    strategy = build_prompt(prompt) if prompt is not None else None
+    if strategy is not None:
+        host.check(strategy)
+        strategy.setup(host.infos())
+    host.attach(strategy)
+    model.requires_grad_(full_finetune)
+    roles = tuple(sorted(set(train_roles) | set(getattr(strategy, 'host_roles', ()))))
+    for role in roles:
+        host.role_module(role).requires_grad_(True)
+    return host, strategy, roles
+
+
 @MODELS.register_module()
 class PromptedBackbone(BaseModule):
     """Wraps an mmaction2 backbone: loads its weights, freezes it, attaches a prompt strategy.
@@ -87,18 +107,7 @@ class PromptedBackbone(BaseModule):
         if pretrained:
             from ..checkpoint import load_videomae_backbone
             load_videomae_backbone(self.backbone, pretrained, logger='current')
-        self.host = find_host(self.backbone)
-        self.prompt = build_prompt(prompt) if prompt is not None else None
-        if self.prompt is not None:
-            self.host.check(self.prompt)
-            self.prompt.setup(self.host.infos())
-        self.host.attach(self.prompt)
-
-        self.backbone.requires_grad_(full_finetune)
-        roles = set(train_roles) | set(getattr(self.prompt, 'host_roles', ()))
-        for role in sorted(roles):
-            self.host.role_module(role).requires_grad_(True)
-        self.train_roles = tuple(sorted(roles))
+        self.host, self.prompt, self.train_roles = attach_prompts(self.backbone, prompt, train_roles, full_finetune)
         self._report(expected_trainable)
 
     def _report(self, expected: int | None) -> None:
