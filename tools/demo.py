@@ -26,7 +26,7 @@ def run(*args: str) -> None:
 
 
 def latest(pattern: str) -> str:
-    files = sorted(glob.glob(osp.join(ROOT, pattern)), key=osp.getmtime)
+    files = sorted(glob.glob(pattern if osp.isabs(pattern) else osp.join(ROOT, pattern)), key=osp.getmtime)
     if not files:
         raise FileNotFoundError(f'expected a file matching {pattern}')
     return files[-1]
@@ -45,16 +45,15 @@ def main() -> None:
     run('tools/train.py', 'configs/apt/videomae_demo.py', '--work-dir', apt_dir,
         '--cfg-options', f'model.backbone.pretrained={base}')
     ckpt = latest(osp.join(apt_dir, 'epoch_*.pth'))
-    run('tools/test.py', 'configs/apt/videomae_demo.py', ckpt, '--work-dir', apt_dir,
-        '--cfg-options', f'model.backbone.pretrained={base}')
-    run('tools/test.py', 'configs/apt/videomae_demo.py', osp.join(apt_dir, 'prompts.safetensors'),
-        '--work-dir', apt_dir, '--cfg-options', f'model.backbone.pretrained={base}')
-
-    result = json.load(open(latest(osp.join(apt_dir, '*', '*.json')))) if glob.glob(
-        osp.join(ROOT, apt_dir, '*', '*.json')) else {}
-    acc = result.get('acc/top1')
-    print(f'\ndemo: prompt-tuned test top-1 accuracy = {acc} (chance = 0.25); '
-          f'checkpoints and logs in {osp.join(ROOT, apt_dir)}')
+    accs = {}
+    for name, path in (('checkpoint', ckpt), ('prompt file', osp.join(apt_dir, 'prompts.safetensors'))):
+        run('tools/test.py', 'configs/apt/videomae_demo.py', path, '--work-dir', apt_dir,
+            '--cfg-options', f'model.backbone.pretrained={base}')
+        with open(osp.join(ROOT, apt_dir, 'test_metrics.json')) as f:
+            accs[name] = json.load(f)['acc/top1']
+    print(f'\ndemo: prompt-tuned test top-1 accuracy {accs["checkpoint"]:.3f} from {osp.relpath(ckpt, ROOT)}, '
+          f'{accs["prompt file"]:.3f} from prompts.safetensors (chance 0.25, 4 classes); '
+          f'logs in {osp.join(ROOT, apt_dir)}')
 
 
 if __name__ == '__main__':

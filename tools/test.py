@@ -5,6 +5,7 @@ Flags follow mmaction2's ``tools/test.py``. A promptkit checkpoint holds the tra
 base comes from the config's ``pretrained=`` path and is checked against the checkpoint's fingerprint.
 """
 import argparse
+import json
 import os.path as osp
 import sys
 
@@ -66,7 +67,10 @@ def main() -> None:
         from mmengine.model import is_model_wrapper
         from promptkit.artifacts import load_prompts
         load_prompts(runner.model.module if is_model_wrapper(runner.model) else runner.model, args.checkpoint)
-    runner.test()
+    metrics = runner.test()
+    if runner.rank == 0:  # also keep the numbers in a file scripts can read
+        with open(osp.join(cfg.work_dir, 'test_metrics.json'), 'w') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
 
 
 if __name__ == '__main__':

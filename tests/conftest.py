@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny VideoMAE-shaped hosts (no downloads, CPU, seconds)."""
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+torch.set_flush_denormal(True)
+
+import promptkit  # noqa: E402,F401  (drn stub before any mmaction import)
+
+#: A VideoMAE ViT small enough for unit tests: 4 frames of 32x32, 8x8 patches, tubelet 2 -> N = 2*4*4 = 32.
+TINY_VIT = dict(type='VisionTransformer', img_size=32, patch_size=8, embed_dims=48, depth=3, num_heads=4,
+                num_frames=4, tubelet_size=2, norm_cfg=dict(type='LN', eps=1e-6))
+TINY_TOKENS = 32
+
+
+@pytest.fixture
+def tiny_vit() -> dict:
+    return dict(TINY_VIT)
+
+
+@pytest.fixture
+def clip() -> torch.Tensor:
+    torch.manual_seed(0)
+    return torch.randn(2, 3, 4, 32, 32)
+
+
+def tiny_recognizer(prompt=None, num_classes: int = 5, **backbone_kwargs) -> torch.nn.Module:
+    """An mmaction2 Recognizer3D around a tiny PromptedBackbone, built through the registries as configs do."""
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    cfg = dict(type='Recognizer3D',
+               backbone=dict(type='promptkit.PromptedBackbone', backbone=dict(TINY_VIT), prompt=prompt,
+                             **backbone_kwargs),
+               cls_head=dict(type='TimeSformerHead', num_classes=num_classes, in_channels=48,
+                             average_clips='prob'),
+               data_preprocessor=dict(type='ActionDataPreprocessor', format_shape='NCTHW'))
+    return MODELS.build(cfg)
