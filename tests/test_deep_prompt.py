@@ -53,3 +53,17 @@ def test_resolve_layers():
     for bad in (0, 5, [4], [], 'some'):
         with pytest.raises(ValueError):
             resolve_layers(bad, 4)
+
+
+def test_host_eval_keeps_the_frozen_host_in_eval_mode(tiny_vit):
+    from promptkit.registry import PROMPTS
+
+    @PROMPTS.register_module(force=True)
+    class EvalHostDeepPrompt(DeepPrompt):
+        host_eval = True
+
+    model = PromptedBackbone(tiny_vit, prompt=dict(type='EvalHostDeepPrompt', num_tokens=2)).train()
+    assert model.prompt.training and not model.backbone.training
+    assert not any(m.training for m in model.backbone.modules())
+    plain = PromptedBackbone(tiny_vit, prompt=dict(type='DeepPrompt', num_tokens=2)).train()
+    assert plain.backbone.training

@@ -3,8 +3,10 @@ from torch import nn
 
 from .base import Host
 from .mmaction import MMActionViTHost
+from .open_clip import OpenCLIPVisualHost
+from .timm import TimmViTHost
 
-HOSTS: list[type[Host]] = [MMActionViTHost]
+HOSTS: list[type[Host]] = [MMActionViTHost, TimmViTHost, OpenCLIPVisualHost]
 
 
 def find_host(model: nn.Module) -> Host:

@@ -132,6 +132,13 @@ class PromptedBackbone(BaseModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.backbone(x)
 
+    def train(self, mode: bool = True) -> 'PromptedBackbone':
+        """Train mode for the strategy; the frozen host follows, unless the strategy asks for ``host_eval``."""
+        super().train(mode)
+        if mode and getattr(self.prompt, 'host_eval', False):
+            self.backbone.eval()
+        return self
+
     def init_weights(self) -> None:
         """Initialise the host only when no weights were loaded; strategies initialise themselves when built."""
         if self.pretrained is None and hasattr(self.backbone, 'init_weights'):

@@ -1,6 +1,7 @@
 """Prompt strategies, one file per method, each registered in ``promptkit.registry.PROMPTS``."""
+from .adaptive_prompt import AdaptivePrompt
 from .attention_prompt import AttentionPrompt
 from .base import PromptStrategy
 from .deep_prompt import DeepPrompt, ShallowPrompt
 
-__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt']
+__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt', 'AdaptivePrompt']

@@ -29,6 +29,8 @@ class PromptStrategy(nn.Module):
     """
 
     hooks: ClassVar[tuple[str, ...]] = ()
+    #: Keep the frozen host in eval mode (dropout off) while the strategy trains, as VAPT's official code does.
+    host_eval: ClassVar[bool] = False
     #: Host parameter roles this strategy also trains (e.g. ``'head_norm'``); hosts map roles to modules.
     host_roles: tuple[str, ...] = ()
 
