@@ -39,7 +39,7 @@ def test_demo_trains_and_tests(demo):
 
 def test_checkpoints_hold_trained_tensors_only(demo):
     work, _ = demo
-    ckpt = torch.load(work / 'videomae_demo' / 'epoch_20.pth', map_location='cpu', weights_only=True)
+    ckpt = torch.load(max((work / 'videomae_demo').glob('epoch_*.pth')), map_location='cpu', weights_only=True)
     keys = set(ckpt['state_dict'])
     assert keys == {'backbone.prompt.prompt_k', 'backbone.prompt.prompt_v', 'backbone.prompt.prompt_scale',
                     'backbone.backbone.fc_norm.weight', 'backbone.backbone.fc_norm.bias',
@@ -69,8 +69,23 @@ def test_test_refuses_prompts_for_another_base(demo, tmp_path):
     state = torch.load(work / 'videomae_demo_pretrain' / 'epoch_30.pth', map_location='cpu', weights_only=True)
     state['state_dict']['backbone.backbone.blocks.0.norm1.weight'] += 1
     torch.save({'state_dict': state['state_dict']}, other)
-    for ckpt in (apt / 'epoch_20.pth', apt / 'prompts.safetensors'):
+    latest = max(apt.glob('epoch_*.pth'), key=lambda p: p.stat().st_mtime)
+    for ckpt in (latest, apt / 'prompts.safetensors'):
         r = run('tools/test.py', 'configs/apt/videomae_demo.py', str(ckpt), '--work-dir', str(tmp_path),
                 '--cfg-options', f'model.backbone.pretrained={other}', check=False)
         assert r.returncode != 0
         assert 'another frozen base' in r.stderr, r.stderr[-2000:]
+
+
+def test_two_process_cpu_ddp(demo, tmp_path):
+    """torchrun with gloo on CPU (DDP sees only the trainable prompts; no find_unused_parameters)."""
+    work, _ = demo
+    base = work / 'videomae_demo_pretrain' / 'epoch_30.pth'
+    r = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
+                        '--master_port', '29517', 'tools/train.py', 'configs/apt/videomae_demo.py',
+                        '--launcher', 'pytorch', '--work-dir', str(tmp_path),
+                        '--cfg-options', f'model.backbone.pretrained={base}', 'train_cfg.max_epochs=1',
+                        'default_hooks.checkpoint.interval=1', 'train_cfg.val_interval=1'],
+                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / 'epoch_1.pth').exists() and (tmp_path / 'prompts.safetensors').exists()

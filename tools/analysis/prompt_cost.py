@@ -67,7 +67,7 @@ def main() -> None:
                     train_batch=args.train_batch, repeats=args.repeats or (50 if cuda else 5),
                     warmup=args.warmup if args.warmup is not None else (10 if cuda else 3),
                     device_name=torch.cuda.get_device_name() if cuda else
-                    f'CPU ({torch.get_num_threads()} threads)')
+                    f'CPU, {torch.get_num_threads()} torch threads')
     rows = []
     for i, path in enumerate(args.configs):
         cfg = Config.fromfile(path)
