@@ -169,3 +169,19 @@ def test_linear_probe_and_full_finetune_are_config_choices():
 def test_expected_trainable_guard(tiny_vit):
     with pytest.raises(ValueError, match='expected_trainable'):
         PromptedBackbone(tiny_vit, prompt=dict(type='AttentionPrompt', num_tokens=2), expected_trainable=1)
+
+
+def test_inference_reuses_prompts_until_parameters_change(tiny_vit, clip):
+    torch.manual_seed(0)
+    model = PromptedBackbone(tiny_vit, prompt=dict(type='AttentionPrompt', num_tokens=3)).eval()
+    s = model.prompt
+    with torch.no_grad():
+        first = model(clip)
+        cached = s._cache[0][0]
+        assert s.extra_kv(s.sites[0], torch.zeros(1))[0] is cached  # computed once, reused
+        with torch.enable_grad():  # with grad the prompts are built fresh each call
+            torch.testing.assert_close(model(clip), first)
+        s.prompt_scale.add_(1.0)  # an in-place update (as optimizer steps and load_state_dict do)
+        second = model(clip)
+    assert s._cache[0][0] is not cached and not torch.allclose(first, second)
+    torch.testing.assert_close(s._cache[0][0], s.prompt_k[0] * 2)

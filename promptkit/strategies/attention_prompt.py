@@ -51,6 +51,7 @@ class AttentionPrompt(PromptStrategy):
         self.reparam = reparam
         self.dropout = nn.Dropout(dropout)
         self.host_roles = ('head_norm',) if train_head_norm else ()
+        self._cache_key, self._cache = None, []
 
     def setup(self, sites: list[SiteInfo]) -> None:
         depth = sites[0].num_layers
@@ -78,7 +79,19 @@ class AttentionPrompt(PromptStrategy):
 
     def extra_kv(self, site: SiteInfo, q: Tensor) -> tuple[Tensor, Tensor]:
         i = self.index(site)
-        pk, pv = self.dropout(self.prompt_k[i]), self.dropout(self.prompt_v[i])  # (T, d) each
+        if self.training or torch.is_grad_enabled():
+            return self._prompts(i)
+        # Inference: the reparameterised prompts do not depend on the input, so compute them (scales, cast to
+        # the activations' dtype) once for all layers and reuse them until a parameter changes in place.
+        key = (q.dtype, q.device, *(p._version for p in self.parameters()))
+        if self._cache_key != key:
+            self._cache = [tuple(t.to(q.dtype) for t in self._prompts(j)) for j in range(len(self.sites))]
+            self._cache_key = key
+        return self._cache[i]
+
+    def _prompts(self, i: int) -> tuple[Tensor, Tensor]:
+        """Layer ``i``'s key and value prompts, (T, d) each: dropout, then ``max(s, 1)`` scaling."""
+        pk, pv = self.dropout(self.prompt_k[i]), self.dropout(self.prompt_v[i])
         if self.prompt_scale is not None:
             s = self.prompt_scale[i]
             s = torch.maximum(s, torch.ones_like(s))  # (2, T)
