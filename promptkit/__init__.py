@@ -14,5 +14,5 @@ from .strategies import AdaptivePrompt, AttentionPrompt, DeepPrompt, PromptStrat
 
 __version__ = '0.1.0'
 __all__ = ['PROMPTS', 'MODELS', 'DATASETS', 'ENGINE_HOOKS', 'HOOKS', 'SiteInfo', 'resolve_layers',
-           'prompted_attention', 'attention_reference', 'PromptStrategy', 'AttentionPrompt', 'AdaptivePrompt', 'DeepPrompt',
-           'ShallowPrompt', 'PromptedBackbone']
+           'prompted_attention', 'attention_reference', 'PromptStrategy', 'AttentionPrompt', 'AdaptivePrompt',
+           'DeepPrompt', 'ShallowPrompt', 'PromptedBackbone']

@@ -35,7 +35,7 @@ def build_host_model(cfg: dict | nn.Module) -> nn.Module:
 
 
 def trainable_table(model: nn.Module) -> str:
-    """A table of trainable parameters grouped by module, and the PEFT-style summary line."""
+    """One row per trainable parameter (name, shape, count), then the PEFT-style summary line."""
     rows, total, trainable = [], 0, 0
     for name, p in model.named_parameters():
         total += p.numel()
