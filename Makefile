@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install
+.PHONY: demo test install image-demo
 
 install: $(VENV)/.installed
 
@@ -17,3 +17,6 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+image-demo: $(VENV)/.installed
+	$(PY) tools/image_demo.py

@@ -16,10 +16,10 @@ TENSORS, CONFIG = 'prompts.safetensors', 'prompt_config.json'
 
 
 def _targets(model: nn.Module) -> list[dict]:
-    from .models import PromptedBackbone
+    from .models import PromptedBackbone, PromptedImageClassifier
     out = []
     for name, m in model.named_modules():
-        if isinstance(m, PromptedBackbone):
+        if isinstance(m, (PromptedBackbone, PromptedImageClassifier)):
             out.append(dict(module=name, host=m.host.name, prompt=type(m.prompt).__name__ if m.prompt else None,
                             sites=[s.info.name for s in m.host.sites if s.active], train_roles=list(m.train_roles)))
     return out

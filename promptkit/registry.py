@@ -8,6 +8,7 @@ strategy only needs ``@PROMPTS.register_module()`` in a module named by ``custom
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='promptkit', locations=['promptkit.models'])
@@ -15,3 +16,5 @@ MODELS = Registry('model', parent=MMENGINE_MODELS, scope='promptkit', locations=
 PROMPTS = Registry('prompt', scope='promptkit', locations=['promptkit.strategies'])
 DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='promptkit', locations=['promptkit.datasets'])
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='promptkit', locations=['promptkit.engine'])
+# A child of MMEngine's root, so mmcv's transforms stay reachable from the promptkit scope (image pipelines).
+TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='promptkit', locations=['promptkit.datasets'])

@@ -1,4 +1,7 @@
 """Datasets registered in promptkit's ``DATASETS`` registry."""
 from .demo import DemoMotionDataset, ensure_motion_dataset, generate_motion_dataset
+from .image_list import ImageFolderDataset, ImageListDataset
+from .digits import DigitsDataset, ensure_digits_dataset, generate_digits_dataset
 
-__all__ = ['DemoMotionDataset', 'ensure_motion_dataset', 'generate_motion_dataset']
+__all__ = ['DemoMotionDataset', 'ensure_motion_dataset', 'generate_motion_dataset', 'ImageListDataset',
+           'ImageFolderDataset', 'DigitsDataset', 'ensure_digits_dataset', 'generate_digits_dataset']

@@ -252,7 +252,7 @@ def _metadata(task: str, num_train_per_class: int, num_test_per_class: int, num_
 
 
 @contextmanager
-def _locked(root: str) -> Iterator[None]:
+def locked(root: str) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``root/.lock``, so that concurrent ranks generate only once."""
     os.makedirs(root, exist_ok=True)
     with open(osp.join(root, '.lock'), 'w') as f:
@@ -282,7 +282,7 @@ def ensure_motion_dataset(root: str, **kwargs: Any) -> str:
     names = _resolve_classes(args['task'], args['classes'])
     wanted = _metadata(args['task'], args['num_train_per_class'], args['num_test_per_class'], args['num_frames'],
                        args['size'], args['seed'], names)
-    with _locked(root):
+    with locked(root):
         if _read_marker(root) != wanted:
             generate_motion_dataset(root, **args)
     return root
