@@ -225,13 +225,7 @@ def generate_motion_dataset(root: str, task: str = 'axis', num_train_per_class: 
             f.writelines(f'{name}\n' for name in names)
 
         # Swap the new files in; only the paths this function owns are replaced.
-        for item in ('videos', 'train.txt', 'test.txt', 'classes.txt'):
-            dest = osp.join(root, item)
-            if osp.isdir(dest):
-                shutil.rmtree(dest)
-            elif osp.exists(dest):
-                os.remove(dest)
-            os.replace(osp.join(staging, item), dest)
+        swap_in(staging, root, ('videos', 'train.txt', 'test.txt', 'classes.txt'))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -249,6 +243,17 @@ def _metadata(task: str, num_train_per_class: int, num_test_per_class: int, num_
     return dict(format_version=_FORMAT_VERSION, task=task, num_train_per_class=int(num_train_per_class),
                 num_test_per_class=int(num_test_per_class), num_frames=int(num_frames), size=int(size),
                 seed=int(seed), classes=list(classes))
+
+
+def swap_in(staging: str, root: str, items: Sequence[str]) -> None:
+    """Move ``items`` from ``staging`` into ``root``, replacing what is there (files or folders)."""
+    for item in items:
+        dest = osp.join(root, item)
+        if osp.isdir(dest):
+            shutil.rmtree(dest)
+        elif osp.exists(dest):
+            os.remove(dest)
+        os.replace(osp.join(staging, item), dest)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..registry import DATASETS
-from .demo import locked
+from .demo import locked, swap_in
 from .image_list import ImageListDataset
 
 __all__ = ['DIGIT_NAMES', 'SPLITS', 'generate_digits_dataset', 'ensure_digits_dataset', 'DigitsDataset']
@@ -77,13 +77,7 @@ def generate_digits_dataset(root: str, size: int = 32, seed: int = 0) -> dict[st
                 f.writelines(f'images/{i:04d}.png {labels[i]}\n' for i in idx)
         with open(osp.join(staging, 'classes.txt'), 'w') as f:
             f.writelines(f'{name}\n' for name in DIGIT_NAMES)
-        for item in ('images', 'classes.txt', *(f'{s}.txt' for s in SPLITS)):
-            dest = osp.join(root, item)
-            if osp.isdir(dest):
-                shutil.rmtree(dest)
-            elif osp.exists(dest):
-                os.remove(dest)
-            os.replace(osp.join(staging, item), dest)
+        swap_in(staging, root, ('images', 'classes.txt', *(f'{s}.txt' for s in SPLITS)))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     meta = _metadata(size, seed)

@@ -13,13 +13,13 @@ from typing import Collection, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from ..checkpoint import CheckpointError, read_state_dict
 from ..registry import MODELS
-from .prompted_backbone import attach_prompts, trainable_table
+from .prompted_backbone import PromptedWrapperMixin, attach_prompts
 
 __all__ = ['PromptedImageClassifier', 'TimmClassifier', 'OpenCLIPClassifier', 'load_timm_weights']
 
@@ -125,7 +125,7 @@ def load_timm_weights(model: nn.Module, path: str, load_head: bool = True) -> di
     return dict(path=path, loaded=len(state), head=head)
 
 
-class PromptedImageClassifier(BaseModel):
+class PromptedImageClassifier(PromptedWrapperMixin, BaseModel):
     """Base of the image wrappers: freezing, the trainable table, loss, predictions and ``host_eval``.
 
     Subclasses build ``self.backbone`` (the host, frozen by ``_attach``) and implement ``forward_logits``.
@@ -154,26 +154,6 @@ class PromptedImageClassifier(BaseModel):
         """Attach the strategy to ``self.backbone`` and freeze it (all of it unless ``full_finetune``)."""
         self.full_finetune = full_finetune
         self.host, self.prompt, self.train_roles = attach_prompts(self.backbone, prompt, train_roles, full_finetune)
-
-    def _report(self, expected: int | None) -> None:
-        table = trainable_table(self)
-        print_log(f'promptkit: trainable parameters of the {type(self).__name__} ({self.host.name})\n{table}',
-                  logger='current')
-        # Inside a Runner the current logger writes to <work_dir>/<timestamp>/; keep the table beside its log.
-        log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
-        if log_file:
-            with open(osp.join(osp.dirname(log_file), 'trainable_parameters.txt'), 'w') as f:
-                f.write(table + '\n')
-        count = self.num_trainable()
-        if expected is not None and count != expected:
-            raise ValueError(f'{type(self).__name__} has {count:,} trainable parameters but expected_trainable='
-                             f'{expected:,}; see the table above')
-
-    def num_trainable(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def print_trainable_parameters(self) -> None:
-        print(trainable_table(self).splitlines()[-1])
 
     def forward_logits(self, inputs: Tensor) -> Tensor:
         """Logits (B, K) of normalised images (B, 3, H, W)."""
@@ -206,13 +186,6 @@ class PromptedImageClassifier(BaseModel):
                 sample.set_pred_label(score.argmax().item())
             return data_samples
         raise ValueError(f"mode must be 'tensor', 'loss' or 'predict', got {mode!r}")
-
-    def train(self, mode: bool = True) -> 'PromptedImageClassifier':
-        """Train mode for strategy and head; the frozen host follows, unless the strategy asks for ``host_eval``."""
-        super().train(mode)
-        if mode and not self.full_finetune and getattr(self.prompt, 'host_eval', False):
-            self.backbone.eval()
-        return self
 
     def init_weights(self) -> None:
         """Nothing to do: weights are loaded or initialised at build time (timm's ``init_weights`` would reset a

@@ -70,8 +70,40 @@ def attach_prompts(model: nn.Module, prompt: dict | None, train_roles: Sequence[
     return host, strategy, roles
 
 
+class PromptedWrapperMixin:
+    """What every promptkit wrapper shares, given ``self.backbone`` (the host), ``self.host``, ``self.prompt`` and
+    ``self.full_finetune``: the trainable-parameter table and its guard, and ``host_eval``."""
+
+    def _report(self, expected: int | None) -> None:
+        table = trainable_table(self)
+        print_log(f'promptkit: trainable parameters of the {type(self).__name__} ({self.host.name})\n{table}',
+                  logger='current')
+        # Inside a Runner the current logger writes to <work_dir>/<timestamp>/; keep the table beside its log.
+        log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
+        if log_file:
+            with open(osp.join(osp.dirname(log_file), 'trainable_parameters.txt'), 'w') as f:
+                f.write(table + '\n')
+        count = self.num_trainable()
+        if expected is not None and count != expected:
+            raise ValueError(f'{type(self).__name__} has {count:,} trainable parameters but expected_trainable='
+                             f'{expected:,}; see the table above')
+
+    def num_trainable(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def print_trainable_parameters(self) -> None:
+        print(trainable_table(self).splitlines()[-1])
+
+    def train(self, mode: bool = True):
+        """Train mode for the trained parts; the frozen host follows, unless the strategy asks for ``host_eval``."""
+        super().train(mode)
+        if mode and not self.full_finetune and getattr(self.prompt, 'host_eval', False):
+            self.backbone.eval()
+        return self
+
+
 @MODELS.register_module()
-class PromptedBackbone(BaseModule):
+class PromptedBackbone(PromptedWrapperMixin, BaseModule):
     """Wraps an mmaction2 backbone: loads its weights, freezes it, attaches a prompt strategy.
 
     Every attention of the host runs through promptkit's SDPA kernel, with or without prompts, so prompt tuning,
@@ -107,37 +139,12 @@ class PromptedBackbone(BaseModule):
         if pretrained:
             from ..checkpoint import load_videomae_backbone
             load_videomae_backbone(self.backbone, pretrained, logger='current')
+        self.full_finetune = full_finetune
         self.host, self.prompt, self.train_roles = attach_prompts(self.backbone, prompt, train_roles, full_finetune)
         self._report(expected_trainable)
 
-    def _report(self, expected: int | None) -> None:
-        table = trainable_table(self)
-        print_log(f'promptkit: trainable parameters of the backbone ({self.host.name})\n{table}', logger='current')
-        # Inside a Runner the current logger writes to <work_dir>/<timestamp>/; keep the table beside its log.
-        log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
-        if log_file:
-            with open(osp.join(osp.dirname(log_file), 'trainable_parameters.txt'), 'w') as f:
-                f.write(table + '\n')
-        count = self.num_trainable()
-        if expected is not None and count != expected:
-            raise ValueError(f'PromptedBackbone has {count:,} trainable parameters but expected_trainable={expected:,}'
-                             f'; see the table above')
-
-    def num_trainable(self) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad)
-
-    def print_trainable_parameters(self) -> None:
-        print(trainable_table(self).splitlines()[-1])
-
     def forward(self, x: Tensor) -> Tensor:
         return self.backbone(x)
-
-    def train(self, mode: bool = True) -> 'PromptedBackbone':
-        """Train mode for the strategy; the frozen host follows, unless the strategy asks for ``host_eval``."""
-        super().train(mode)
-        if mode and getattr(self.prompt, 'host_eval', False):
-            self.backbone.eval()
-        return self
 
     def init_weights(self) -> None:
         """Initialise the host only when no weights were loaded; strategies initialise themselves when built."""
