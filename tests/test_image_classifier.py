@@ -312,3 +312,18 @@ def test_digits_demo_end_to_end(tmp_path):
     vapt = results['timm']['vapt']
     assert vapt['acc_top1'] >= 0.3 and vapt['acc_top1_prompt_file'] == pytest.approx(vapt['acc_top1'])
     assert osp.isfile(tmp_path / 'vapt_timm_digits_demo' / 'prompts.safetensors')
+
+
+def test_vapt_head_init_is_the_official_one():
+    import math
+
+    from promptkit.models import TimmClassifier
+    torch.manual_seed(0)
+    model = TimmClassifier('vit_tiny_patch16_224', num_classes=200, head_init='vapt', img_size=32, patch_size=8,
+                           depth=1, prompt=dict(type='DeepPrompt', num_tokens=2))
+    head = model.backbone.get_classifier()
+    assert torch.allclose(head.bias, torch.full((200,), -math.log(99)))
+    std = head.weight.std().item()  # Kaiming-normal, fan-out = 200 outputs: std sqrt(2 / 200) = 0.1
+    assert 0.09 < std < 0.11
+    with pytest.raises(ValueError, match='head_init'):
+        TimmClassifier('vit_tiny_patch16_224', num_classes=2, head_init='kaiming', img_size=32, patch_size=8)

@@ -7,6 +7,7 @@ Both wrappers freeze the host in ``__init__`` (before any DDP wrapping), attach 
 """
 from __future__ import annotations
 
+import math
 import os.path as osp
 from copy import deepcopy
 from typing import Collection, Sequence
@@ -204,6 +205,9 @@ class TimmClassifier(PromptedImageClassifier):
         prompt: Prompt strategy config (``PROMPTS``); None for a linear probe / full fine-tuning. Defaults to None.
         load_head: Load a checkpoint's head when its class count matches; False for a new task with the same
             count. Defaults to True.
+        head_init: Initialisation of a head not loaded from ``pretrained``: ``'timm'`` (trunc-normal 0.02, zero
+            bias) or ``'vapt'``, the official VPT/VAPT code's (Kaiming-normal with fan-out, bias -log 99).
+            Defaults to ``'timm'``.
         train_roles: Host parameter roles trained besides the strategy's choice (e.g. ``('head_norm',)``).
             Defaults to ().
         full_finetune: Train every parameter (the full fine-tuning baseline). Defaults to False.
@@ -219,10 +223,12 @@ class TimmClassifier(PromptedImageClassifier):
     """
 
     def __init__(self, model_name: str, num_classes: int, pretrained: str | None = None, prompt: dict | None = None,
-                 load_head: bool = True, train_roles: Sequence[str] = (), full_finetune: bool = False,
-                 label_smoothing: float = 0.0, expected_trainable: int | None = None,
+                 load_head: bool = True, head_init: str = 'timm', train_roles: Sequence[str] = (),
+                 full_finetune: bool = False, label_smoothing: float = 0.0, expected_trainable: int | None = None,
                  data_preprocessor: dict | None = None, init_cfg: dict | None = None, **model_kwargs) -> None:
         import timm
+        if head_init not in ('timm', 'vapt'):
+            raise ValueError(f"head_init must be 'timm' or 'vapt', got {head_init!r}")
 
         super().__init__(label_smoothing, data_preprocessor, init_cfg)
         if model_name.startswith(('hf-hub:', 'hf_hub:')):
@@ -230,10 +236,16 @@ class TimmClassifier(PromptedImageClassifier):
                              "name and point pretrained= at a local weights file")
         self.backbone = timm.create_model(model_name, pretrained=False, num_classes=num_classes, **model_kwargs)
         self.pretrained = pretrained
+        head_loaded = False
         if pretrained:
             report = load_timm_weights(self.backbone, pretrained, load_head=load_head)
             print_log(f'promptkit: loaded {report["loaded"]} tensors from {pretrained} into {model_name}; '
                       f'head {report["head"]}', logger='current')
+            head_loaded = report['head'].startswith('loaded')
+        head = self.backbone.get_classifier()
+        if head_init == 'vapt' and not head_loaded and isinstance(head, nn.Linear):
+            nn.init.kaiming_normal_(head.weight, mode='fan_out')
+            nn.init.constant_(head.bias, -math.log((1 - 0.01) / 0.01))  # VPT's "special bias": -log 99
         self._attach(prompt, train_roles, full_finetune)
         self.backbone.get_classifier().requires_grad_(True)  # the head lives inside the timm model
         self._report(expected_trainable)
