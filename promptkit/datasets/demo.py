@@ -22,15 +22,10 @@ mmaction2 annotation lists, so the stock ``DecordInit -> SampleFrames -> DecordD
 
 ``DemoMotionDataset`` (``type='promptkit.DemoMotionDataset'`` in configs) generates the data on first use.
 """
-import fcntl
-import json
 import os
 import os.path as osp
-import shutil
-import tempfile
 from collections.abc import Sequence
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -43,6 +38,8 @@ from mmaction.datasets import VideoDataset  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
 from promptkit.registry import DATASETS  # noqa: E402
+
+from .generated import ensure_generated, staged, write_marker  # noqa: E402
 
 __all__ = ['DIRECTIONS', 'TASKS', 'generate_motion_dataset', 'ensure_motion_dataset', 'DemoMotionDataset']
 
@@ -58,7 +55,6 @@ TASKS: dict[str, tuple[str, ...]] = {
 }
 SHAPES = ('square', 'circle', 'cross')
 SPLITS = ('train', 'test')
-MARKER = '.complete'
 FPS = 8
 # Bumped whenever the rendering changes, so that ensure_motion_dataset regenerates stale data.
 _FORMAT_VERSION = 1
@@ -201,14 +197,8 @@ def generate_motion_dataset(root: str, task: str = 'axis', num_train_per_class: 
         raise ValueError(f'num_frames must be at least 2, got {num_frames}')
     names = _resolve_classes(task, classes)
     meta = _metadata(task, num_train_per_class, num_test_per_class, num_frames, size, seed, names)
-    os.makedirs(root, exist_ok=True)
-    marker = osp.join(root, MARKER)
-    if osp.exists(marker):
-        os.remove(marker)
-
-    staging = tempfile.mkdtemp(prefix='.generating-', dir=root)
-    try:
-        counts = {'train': num_train_per_class, 'test': num_test_per_class}
+    counts = {'train': num_train_per_class, 'test': num_test_per_class}
+    with staged(root, ('videos', 'train.txt', 'test.txt', 'classes.txt')) as staging:
         for split_id, split in enumerate(SPLITS):
             os.makedirs(osp.join(staging, 'videos', split))
             lines = []
@@ -223,17 +213,8 @@ def generate_motion_dataset(root: str, task: str = 'axis', num_train_per_class: 
                 f.writelines(lines)
         with open(osp.join(staging, 'classes.txt'), 'w') as f:
             f.writelines(f'{name}\n' for name in names)
-
-        # Swap the new files in; only the paths this function owns are replaced.
-        swap_in(staging, root, ('videos', 'train.txt', 'test.txt', 'classes.txt'))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
     meta.update(num_train=num_train_per_class * len(names), num_test=num_test_per_class * len(names))
-    tmp_marker = marker + '.tmp'
-    with open(tmp_marker, 'w') as f:
-        json.dump(meta, f, indent=1)
-    os.replace(tmp_marker, marker)
+    write_marker(root, meta)
     return meta
 
 
@@ -243,29 +224,6 @@ def _metadata(task: str, num_train_per_class: int, num_test_per_class: int, num_
     return dict(format_version=_FORMAT_VERSION, task=task, num_train_per_class=int(num_train_per_class),
                 num_test_per_class=int(num_test_per_class), num_frames=int(num_frames), size=int(size),
                 seed=int(seed), classes=list(classes))
-
-
-def swap_in(staging: str, root: str, items: Sequence[str]) -> None:
-    """Move ``items`` from ``staging`` into ``root``, replacing what is there (files or folders)."""
-    for item in items:
-        dest = osp.join(root, item)
-        if osp.isdir(dest):
-            shutil.rmtree(dest)
-        elif osp.exists(dest):
-            os.remove(dest)
-        os.replace(osp.join(staging, item), dest)
-
-
-@contextmanager
-def locked(root: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``root/.lock``, so that concurrent ranks generate only once."""
-    os.makedirs(root, exist_ok=True)
-    with open(osp.join(root, '.lock'), 'w') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def ensure_motion_dataset(root: str, **kwargs: Any) -> str:
@@ -287,24 +245,7 @@ def ensure_motion_dataset(root: str, **kwargs: Any) -> str:
     names = _resolve_classes(args['task'], args['classes'])
     wanted = _metadata(args['task'], args['num_train_per_class'], args['num_test_per_class'], args['num_frames'],
                        args['size'], args['seed'], names)
-    with locked(root):
-        if _read_marker(root) != wanted:
-            generate_motion_dataset(root, **args)
-    return root
-
-
-def _read_marker(root: str) -> dict[str, Any] | None:
-    """The arguments recorded in ``root/.complete``, or None when it is missing or unreadable."""
-    try:
-        with open(osp.join(root, MARKER)) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict):
-        return None
-    meta.pop('num_train', None)
-    meta.pop('num_test', None)
-    return meta
+    return ensure_generated(root, wanted, lambda: generate_motion_dataset(root, **args))
 
 
 @DATASETS.register_module()

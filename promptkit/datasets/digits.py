@@ -15,24 +15,20 @@ digits, relabelled 0..k-1 in the order given (the demo pre-trains on 0-4 and pro
 """
 from __future__ import annotations
 
-import json
 import os
 import os.path as osp
-import shutil
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..registry import DATASETS
-from .demo import locked, swap_in
+from .generated import ensure_generated, staged, write_marker
 from .image_list import ImageListDataset
 
 __all__ = ['DIGIT_NAMES', 'SPLITS', 'generate_digits_dataset', 'ensure_digits_dataset', 'DigitsDataset']
 
 DIGIT_NAMES = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
 SPLITS = ('train800', 'val200', 'train800val200', 'test')
-MARKER = '.complete'
 _FORMAT_VERSION = 1
 
 
@@ -62,12 +58,7 @@ def generate_digits_dataset(root: str, size: int = 32, seed: int = 0) -> dict[st
     order = np.random.default_rng(seed).permutation(len(labels))
     split_idx = dict(train800=order[:800], val200=order[800:1000], train800val200=order[:1000], test=order[1000:])
 
-    os.makedirs(root, exist_ok=True)
-    marker = osp.join(root, MARKER)
-    if osp.exists(marker):
-        os.remove(marker)
-    staging = tempfile.mkdtemp(prefix='.generating-', dir=root)
-    try:
+    with staged(root, ('images', 'classes.txt', *(f'{s}.txt' for s in SPLITS))) as staging:
         os.makedirs(osp.join(staging, 'images'))
         for i, img in enumerate(images):
             big = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
@@ -77,28 +68,14 @@ def generate_digits_dataset(root: str, size: int = 32, seed: int = 0) -> dict[st
                 f.writelines(f'images/{i:04d}.png {labels[i]}\n' for i in idx)
         with open(osp.join(staging, 'classes.txt'), 'w') as f:
             f.writelines(f'{name}\n' for name in DIGIT_NAMES)
-        swap_in(staging, root, ('images', 'classes.txt', *(f'{s}.txt' for s in SPLITS)))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     meta = _metadata(size, seed)
-    with open(marker + '.tmp', 'w') as f:
-        json.dump(dict(meta, **{f'num_{s}': len(i) for s, i in split_idx.items()}), f, indent=1)
-    os.replace(marker + '.tmp', marker)
+    write_marker(root, dict(meta, **{f'num_{s}': len(i) for s, i in split_idx.items()}))
     return meta
 
 
 def ensure_digits_dataset(root: str, size: int = 32, seed: int = 0) -> str:
     """Generate the digits under ``root`` unless a complete copy with the same arguments is there; returns root."""
-    wanted = _metadata(size, seed)
-    with locked(root):
-        try:
-            with open(osp.join(root, MARKER)) as f:
-                found = {k: v for k, v in json.load(f).items() if k in wanted}
-        except (OSError, ValueError, AttributeError):
-            found = None
-        if found != wanted:
-            generate_digits_dataset(root, size=size, seed=seed)
-    return root
+    return ensure_generated(root, _metadata(size, seed), lambda: generate_digits_dataset(root, size=size, seed=seed))
 
 
 @DATASETS.register_module()
