@@ -232,6 +232,28 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def saved_activation_bytes(fn: Callable[[], Any], model: nn.Module) -> int:
+    """Bytes of the tensors autograd keeps for backward while ``fn()`` runs a forward: one count per distinct
+    storage, the model's parameters excluded. Device-independent and deterministic, unlike a process's peak memory,
+    so it compares the activation memory of training variants on CPU as well.
+
+    Written by hand: ``torch.autograd.graph.saved_tensors_hooks`` sees each saved tensor, nothing sums them.
+    """
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        s = t.untyped_storage()
+        if s.data_ptr() not in params and s.nbytes():
+            storages[s.data_ptr()] = s.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = fn()
+    del out
+    return sum(storages.values())
+
+
 def train_step_cost(model: nn.Module, cfg, spec: InputSpec, batch: int, device: str, repeats: int, warmup: int,
                     amp: bool) -> tuple[float, float | None]:
     """Median time of one ``model.train_step`` (data preprocessor, forward, loss, backward, the config's
