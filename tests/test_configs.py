@@ -92,3 +92,24 @@ def test_vit_b_ssv2_is_exactly_apt():
         attention.F.scaled_dot_product_attention = real
     assert len(calls) == 12
     assert all(q == (1, 12, 1568, 64) and k == (1, 12, 1568 + T, 64) for q, k in calls)
+
+
+def test_vit_b_ssv2_is_st_adapter_24x384():
+    """The real ST-Adapter SSv2 config (no weights): 24 adapters of 592,512 + head, decay off on biases only."""
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/st_adapter/videomae_ssv2.py'))
+    cfg.model.backbone.pretrained = None
+    init_default_scope('mmaction')
+    from mmaction.registry import MODELS
+    from mmengine.optim import build_optim_wrapper
+    model = MODELS.build(cfg.model)
+    C, Ca, K = 768, 384, 174
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    assert sum(v for k, v in trainable.items() if '.prompt.' in k) == 24 * (2 * C * Ca + 5 * Ca + C) == 14_220_288
+    assert sum(trainable.values()) == 14_220_288 + C * K + K
+    assert model.backbone.prompt.sites[0].grid == (8, 14, 14)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for g in build_optim_wrapper(model, cfg.optim_wrapper).optimizer.param_groups:
+        for p in g['params']:
+            assert g['weight_decay'] == (0.0 if names[id(p)].endswith('.bias') else 0.01), names[id(p)]
+    with torch.no_grad():
+        assert model.eval().extract_feat(torch.randn(1, 1, 3, 16, 224, 224))[0].shape == (1, C)

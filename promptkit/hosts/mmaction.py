@@ -14,7 +14,10 @@ class MMActionViTHost(Host):
     """Sites of mmaction2's VideoMAE ViT: ``blocks[i].attn`` (fused qkv, q/v biases) and ``blocks[i]``.
 
     Tokens are patch tubelets in (t, h, w) order with no class token; the backbone mean-pools all tokens and
-    applies ``fc_norm`` (role ``head_norm``).
+    applies ``fc_norm`` (role ``head_norm``). The token grid (t, h, w) is the one the model was built for:
+    ``grid_size`` (h, w) and t = position-embedding length / (h·w) = ``num_frames // tubelet_size``. mmaction2
+    interpolates the position embedding for other frame sizes, so strategies that need the grid check the token
+    count at the forward.
     """
 
     name = 'mmaction2 VideoMAE VisionTransformer'
@@ -31,6 +34,7 @@ class MMActionViTHost(Host):
         proj = self.model.patch_embed.projection  # Conv3d, kernel (tubelet, ph, pw)
         tubelet, ph, pw = proj.kernel_size
         depth = len(self.model.blocks)
+        grid = self._grid()
         for i, block in enumerate(self.model.blocks):
             attn = block.attn
             if type(attn).__name__ not in self.attention_site.module_types:
@@ -39,5 +43,15 @@ class MMActionViTHost(Host):
             H = attn.num_heads
             info = SiteInfo(name=f'blocks.{i}.attn', layer=i, num_layers=depth, dim=attn.embed_dims,
                             num_heads=H, head_dim=attn.embed_dims // H, kind='self', num_prefix_tokens=0,
-                            patch_size=(ph, pw), tubelet_size=tubelet)
+                            patch_size=(ph, pw), tubelet_size=tubelet, grid=grid)
             yield info, attn, block
+
+    def _grid(self) -> tuple[int, int, int] | None:
+        """(t, h, w) of the patch tokens at the built input size, or None when the model does not say."""
+        m = self.model
+        size, pos = getattr(m, 'grid_size', None), getattr(m, 'pos_embed', None)
+        if size is None or pos is None:
+            return None
+        gh, gw = size
+        n = pos.shape[-2]  # (1, t·h·w, C)
+        return (n // (gh * gw), gh, gw) if n % (gh * gw) == 0 else None

@@ -3,5 +3,6 @@ from .adaptive_prompt import AdaptivePrompt
 from .attention_prompt import AttentionPrompt
 from .base import PromptStrategy
 from .deep_prompt import DeepPrompt, ShallowPrompt
+from .st_adapter import STAdapter
 
-__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt', 'AdaptivePrompt']
+__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt', 'AdaptivePrompt', 'STAdapter']
