@@ -10,7 +10,8 @@ from mmengine.registry import init_default_scope
 from conftest import ROOT, TINY_VIT
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*', '*.py')))
-CONFIGS = [c for c in CONFIGS if '/_base_/' not in c and '/vapt/' not in c]  # vapt: test_image_classifier.py
+# Image-classifier configs (vapt/, approx_prompt/clip-*) are built by test_image_classifier.py.
+CONFIGS = [c for c in CONFIGS if '/_base_/' not in c and '/vapt/' not in c and '/approx_prompt/clip-' not in c]
 
 
 @pytest.fixture(scope='module')
@@ -113,3 +114,15 @@ def test_vit_b_ssv2_is_st_adapter_24x384():
             assert g['weight_decay'] == (0.0 if names[id(p)].endswith('.bias') else 0.01), names[id(p)]
     with torch.no_grad():
         assert model.eval().extract_feat(torch.randn(1, 1, 3, 16, 224, 224))[0].shape == (1, C)
+
+
+def test_vit_b_ssv2_is_exactly_approx_prompt():
+    """The real ApproxPrompt SSv2 config (no weights): M = 200, rank 4 and a gate in each of 12 blocks, + head."""
+    cfg = Config.fromfile(os.path.join(ROOT, 'configs/approx_prompt/videomae_ssv2.py'))
+    cfg.model.backbone.pretrained = None
+    init_default_scope('mmaction')
+    from mmaction.registry import MODELS
+    model = MODELS.build(cfg.model)
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    assert sum(v for k, v in trainable.items() if '.prompt.' in k) == 12 * (200 * 768 + 2 * 4 * 768 + 1) == 1_916_940
+    assert sum(trainable.values()) == 1_916_940 + 768 * 174 + 174

@@ -30,7 +30,8 @@ CLASSES = ['cat', 'dog', 'bird']
 TEMPLATES = ['a photo of a {}.', 'a drawing of a {}.']
 PROMPTS = {'vapt': dict(type='AdaptivePrompt', num_tokens=3), 'vpt-deep': dict(type='DeepPrompt', num_tokens=3),
            'linear': None}
-CONFIGS = sorted(c for c in glob.glob(osp.join(ROOT, 'configs', 'vapt', '*.py')))
+CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', 'vapt', '*.py')) +
+                 glob.glob(osp.join(ROOT, 'configs', 'approx_prompt', 'clip-*.py')))
 
 
 def timm_clf(prompt=None, **kw) -> TimmClassifier:

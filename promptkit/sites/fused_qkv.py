@@ -38,7 +38,7 @@ class FusedQKVAttentionSite(Site):
         out = out.transpose(1, 2).reshape(B, N, C)  # (B, N, C)
         if hasattr(m, 'norm'):  # timm's optional attention-output norm
             out = m.norm(out)
-        out = m.proj_drop(m.proj(out))
-        if 'attn_output' in self.active:
+        out = m.proj(out)
+        if 'attn_output' in self.active:  # after the projection, before its dropout (Approximated Prompt Tuning)
             out = out + self.strategy.attn_output(info, x, out)
-        return out
+        return m.proj_drop(out)

@@ -89,7 +89,7 @@ class MultiheadAttentionSite(Site):
         out = prompted_attention(q, k, v, *extra, dropout_p=dropout_p, attn_mask=mask)
         out = out.transpose(1, 2).reshape(B, L, E)  # (B, L, E)
         out = F.linear(out, m.out_proj.weight, m.out_proj.bias)
-        if 'attn_output' in self.active:
+        if 'attn_output' in self.active:  # nn.MultiheadAttention has no output dropout; query is (B, L, E) here
             out = out + self.strategy.attn_output(info, query, out)
 
         if unbatched:

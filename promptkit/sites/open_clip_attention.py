@@ -48,7 +48,7 @@ class OpenCLIPAttentionSite(Site):
         if m.head_scale is not None:
             out = out * m.head_scale  # (H, 1, 1) per-head scale
         out = out.transpose(1, 2).reshape(B, L, C)  # (B, L, C)
-        out = m.out_drop(m.out_proj(m.ln_inner(out)))
-        if 'attn_output' in self.active:
+        out = m.out_proj(m.ln_inner(out))
+        if 'attn_output' in self.active:  # after the projection, before its dropout (Approximated Prompt Tuning)
             out = out + self.strategy.attn_output(info, x, out)
-        return out
+        return m.out_drop(out)

@@ -1,8 +1,9 @@
 """Prompt strategies, one file per method, each registered in ``promptkit.registry.PROMPTS``."""
 from .adaptive_prompt import AdaptivePrompt
+from .approx_prompt import ApproxPrompt
 from .attention_prompt import AttentionPrompt
 from .base import PromptStrategy
 from .deep_prompt import DeepPrompt, ShallowPrompt
 from .st_adapter import STAdapter
 
-__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt', 'AdaptivePrompt', 'STAdapter']
+__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt', 'AdaptivePrompt', 'ApproxPrompt', 'STAdapter']

@@ -90,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def variants(P: int) -> dict[str, dict[str, Any]]:
+def variants(P: int, width: int = 768) -> dict[str, dict[str, Any]]:
     """name -> how to build it; ``impl`` is the attention implementation, ``modes`` what is timed."""
     v = {
         'mmaction2': dict(stock=True, modes=('infer',), what="mmaction2's own VisionTransformer (no sites)"),
@@ -107,7 +107,8 @@ def variants(P: int) -> dict[str, dict[str, Any]]:
         v['approx'] = dict(prompt=dict(type='ApproxPrompt', num_tokens=P),
                            what=f'Approximated Prompt Tuning, M = {P}')
     if 'STAdapter' in PROMPTS.module_dict:
-        v['st-adapter'] = dict(prompt=dict(type='STAdapter'), what='ST-Adapter (defaults)')
+        v['st-adapter'] = dict(prompt=dict(type='STAdapter', width=width // 2),
+                               what=f'ST-Adapter before each MLP, width {width // 2} (the 12x384 preset at ViT-B)')
     for spec in v.values():
         spec.setdefault('modes', ('infer', 'train'))
     return v
@@ -180,7 +181,7 @@ def check_model(args: argparse.Namespace, x: torch.Tensor) -> dict[str, Any]:
     """The APT model's output with the split kernel against the same model with concat."""
     if 'apt-split' not in args.variants or split_supported(torch.empty(0, dtype=args.dtype, device=args.device)):
         return dict(check='APT model split vs concat', status='skipped', detail='split not run here')
-    model = build(variants(args.prompts)['apt'], args).eval()
+    model = build(variants(args.prompts, args.width)['apt'], args).eval()
     with torch.no_grad(), torch.autocast(args.device, dtype=args.dtype, enabled=args.dtype != torch.float32):
         with attention_impl('concat'):
             a = model(x).float()
@@ -325,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_flush_denormal(True)
     from mmengine.logging import MMLogger
     MMLogger.get_instance('benchmark_gpu', log_level='ERROR')  # quiet: the per-model trainable tables
-    available = variants(args.prompts)
+    available = variants(args.prompts, args.width)
     unknown = set(args.variants or ()) - set(available)
     if unknown:
         raise SystemExit(f'unknown variants {sorted(unknown)}; available here: {list(available)}')
