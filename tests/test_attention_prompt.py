@@ -185,3 +185,22 @@ def test_inference_reuses_prompts_until_parameters_change(tiny_vit, clip):
         second = model(clip)
     assert s._cache[0][0] is not cached and not torch.allclose(first, second)
     torch.testing.assert_close(s._cache[0][0], s.prompt_k[0] * 2)
+
+
+def test_videomae_qkv_bias_built_once_and_refreshed_when_the_biases_change(tiny_vit, clip):
+    """The fused [q_bias; 0; v_bias] is input-independent: reused at inference, rebuilt after an in-place change,
+    and left in the graph when the biases are trained."""
+    model = PromptedBackbone(tiny_vit, prompt=None).eval()
+    site = model.host.sites[0]
+    with torch.no_grad():
+        before = model(clip)
+        first = site._bias
+        model(clip)
+        assert site._bias is first
+        model.backbone.blocks[0].attn.v_bias.add_(1.0)
+        changed = model(clip)
+    assert site._bias is not first and torch.equal(site._bias[-4:], first[-4:] + 1)
+    assert not torch.equal(before, changed)
+    model.backbone.blocks[0].attn.q_bias.requires_grad_(True)
+    model(clip).sum().backward()
+    assert model.backbone.blocks[0].attn.q_bias.grad is not None

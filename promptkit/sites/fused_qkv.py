@@ -23,10 +23,7 @@ class FusedQKVAttentionSite(Site):
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
         m, info = self.module, self.info
         B, N, C = x.shape
-        if getattr(m, 'q_bias', None) is not None:  # mmaction2 VideoMAE: k has no bias
-            bias = torch.cat((m.q_bias, torch.zeros_like(m.v_bias), m.v_bias))
-        else:
-            bias = m.qkv.bias
+        bias = self._qkv_bias() if getattr(m, 'q_bias', None) is not None else m.qkv.bias
         qkv = F.linear(x, m.qkv.weight, bias)
         qkv = qkv.reshape(B, N, 3, info.num_heads, info.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, H, N, d)
         q, k, v = qkv.unbind(0)
@@ -42,3 +39,14 @@ class FusedQKVAttentionSite(Site):
         if 'attn_output' in self.active:  # after the projection, before its dropout (Approximated Prompt Tuning)
             out = out + self.strategy.attn_output(info, x, out)
         return m.proj_drop(out)
+
+    def _qkv_bias(self) -> Tensor:
+        """mmaction2 VideoMAE's fused bias ``[q_bias; 0; v_bias]`` (k has none). It depends on no input: while
+        nothing needs its gradient it is built once and reused until the biases change (in place or on ``.to()``)."""
+        q, v = self.module.q_bias, self.module.v_bias
+        if torch.is_grad_enabled() and (q.requires_grad or v.requires_grad):
+            return torch.cat((q, torch.zeros_like(v), v))
+        key = (q.data_ptr(), v.data_ptr(), q._version, v._version, q.dtype)
+        if getattr(self, '_bias_key', None) != key:
+            self._bias, self._bias_key = torch.cat((q, torch.zeros_like(v), v)).detach(), key
+        return self._bias
