@@ -12,11 +12,12 @@ Variants (each built fresh from random weights with the same seed; times do not 
 - ``approx`` / ``st-adapter``: Approximated Prompt Tuning (M = P) and ST-Adapter, where they are registered.
 
 Inference: ``eval()``, ``no_grad``, autocast to ``--dtype``, CUDA events (GPU) or wall clock (CPU), warm-up,
-median of ``--repeats``. Training step: forward + linear head + cross-entropy, backward, AdamW step over the
-trainable parameters, same timing. Ratios are to ``bare`` (inference) and to ``full-ft`` (training), all from one
+median of ``--repeats``, the variants timed round-robin so that clock or load drifts reach all alike. Training
+step: forward + linear head + cross-entropy, backward, AdamW step over the trainable parameters, same timing. Ratios are to ``bare`` (inference) and to ``full-ft`` (training), all from one
 run. FLOPs (one multiply-add = 2; attention counted, see ``promptkit/flops.py``) are counted at batch 1 for the
-forward and for forward + backward, giving each ratio's FLOPs bound. Peak training memory is
-``torch.cuda.max_memory_allocated`` on a GPU; on CPU the bytes of activations autograd keeps for backward.
+forward and for forward + backward, giving each ratio's FLOPs bound. Memory: the peak one training step allocates
+above the resident weights and optimizer state (GPU), and on any device the bytes of activations autograd keeps for
+backward.
 
 Checks before timing: the one kernel's output and its gradients (q, k, v, prompts), for each implementation, against
 ``attention_reference`` in float64 at the benchmark's attention shape (batch 1) and dtype; and the APT model's
@@ -35,6 +36,7 @@ import json
 import os
 import os.path as osp
 import platform
+import statistics
 import sys
 from typing import Any, Callable
 
@@ -57,7 +59,7 @@ TOLERANCE = {torch.bfloat16: 3e-2, torch.float16: 5e-3, torch.float32: 1e-4}
 #: The issue's targets on an H100 (ViT-B, 16x224^2, batch 8, bf16, P = 200).
 TARGETS = {'apt_infer_vs_bare': 1.05, 'apt_train_vs_full_ft': 0.82}
 COLUMNS = ('variant', 'description', 'trainable_params', 'infer_ms', 'infer_vs_bare', 'infer_flops_vs_bare',
-           'train_ms', 'train_vs_full_ft', 'train_flops_vs_full_ft', 'peak_train_mib', 'saved_activation_mib')
+           'train_ms', 'train_vs_full_ft', 'train_flops_vs_full_ft', 'step_peak_mib', 'saved_activation_mib')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,6 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument('--num-classes', type=int, default=174)
     p.add_argument('--repeats', type=int, help='timed calls, median reported (default: cuda 50, cpu 5)')
     p.add_argument('--warmup', type=int, help='untimed calls first (default: cuda 10, cpu 2)')
+    p.add_argument('--no-timing', action='store_true',
+                   help='checks, FLOPs and saved activations only (exact and device-independent; fast on CPU)')
     p.add_argument('--variants', nargs='+', help='subset of variants to run (default: all available)')
     p.add_argument('--tiny', action='store_true',
                    help='a tiny model (width 64, depth 2, 4 frames of 32^2, batch 2, P = 8) for a CPU smoke run')
@@ -200,45 +204,71 @@ def train_flops(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> int:
     return counter.get_total_flops()
 
 
-def measure(name: str, spec: dict[str, Any], args: argparse.Namespace, x: torch.Tensor, y: torch.Tensor
-            ) -> dict[str, Any]:
-    model = build(spec, args)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    row: dict[str, Any] = dict(variant=name, description=spec['what'], trainable_params=sum(p.numel() for p in trainable))
-    amp = dict(device_type=args.device, dtype=args.dtype, enabled=args.dtype != torch.float32)
-    impl = spec.get('impl', 'auto')
-    cuda = args.device == 'cuda'
-    with attention_impl(impl):
-        x1, y1 = x[:1], y[:1]
-        row['infer_flops'] = count_flops(model.eval(), x1)
-        if 'infer' in spec['modes']:
-            def infer() -> None:
-                with torch.no_grad(), torch.autocast(**amp):
-                    model(x)
-            row['infer_ms'] = median_ms(infer, args.device, args.repeats, args.warmup)
-        if 'train' in spec['modes']:
-            row['train_flops'] = train_flops(model, x1, y1)
-            model.train()
-            opt = torch.optim.AdamW(trainable, lr=1e-4)
+class Variant:
+    """One built variant with its inference call and training step (each under its attention implementation)."""
 
-            def step() -> None:
-                opt.zero_grad(set_to_none=True)
-                with torch.autocast(**amp):
-                    logits = model(x)
-                F.cross_entropy(logits.float(), y).backward()
-                opt.step()
-            if cuda:
-                torch.cuda.reset_peak_memory_stats()
-            row['train_ms'] = median_ms(step, args.device, args.repeats, args.warmup)
-            if cuda:
-                row['peak_train_mib'] = torch.cuda.max_memory_allocated() / 2 ** 20
-            with torch.autocast(**amp):
-                row['saved_activation_mib'] = saved_activation_bytes(lambda: model(x), model) / 2 ** 20
-    del model
+    def __init__(self, name: str, spec: dict[str, Any], args: argparse.Namespace, x: torch.Tensor,
+                 y: torch.Tensor) -> None:
+        self.name, self.spec, self.x, self.y = name, spec, x, y
+        self.model = build(spec, args)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.impl = spec.get('impl', 'auto')
+        self.amp = dict(device_type=args.device, dtype=args.dtype, enabled=args.dtype != torch.float32)
+        self.opt = torch.optim.AdamW(self.trainable, lr=1e-4) if 'train' in spec['modes'] else None
+        self.row: dict[str, Any] = dict(variant=name, description=spec['what'],
+                                        trainable_params=sum(p.numel() for p in self.trainable))
+
+    def infer(self) -> None:
+        self.model.eval()
+        with attention_impl(self.impl), torch.no_grad(), torch.autocast(**self.amp):
+            self.model(self.x)
+
+    def step(self) -> None:
+        self.model.train()
+        self.opt.zero_grad(set_to_none=True)
+        with attention_impl(self.impl):
+            with torch.autocast(**self.amp):
+                logits = self.model(self.x)
+            F.cross_entropy(logits.float(), self.y).backward()
+        self.opt.step()
+
+    def count(self) -> None:
+        """FLOPs at batch 1 (forward; forward + backward) and the activations kept for backward at full batch."""
+        with attention_impl(self.impl):
+            self.row['infer_flops'] = count_flops(self.model.eval(), self.x[:1])
+            if self.opt is not None:
+                self.row['train_flops'] = train_flops(self.model, self.x[:1], self.y[:1])
+                self.model.train()
+                with torch.autocast(**self.amp):
+                    self.row['saved_activation_mib'] = saved_activation_bytes(
+                        lambda: self.model(self.x), self.model) / 2 ** 20
+
+
+def interleaved_ms(calls: dict[str, Callable[[], None]], device: str, repeats: int, warmup: int
+                   ) -> dict[str, float]:
+    """Median time of each call, timed round-robin (A B C A B C ...) so that drifts in clock speed or in a
+    shared machine's load reach every variant alike; each timing as ``promptkit.cost.median_ms`` takes it."""
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, fn in calls.items():
+            times[name].append(median_ms(fn, device, repeats=1, warmup=0))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def step_peak_mib(v: Variant) -> float:
+    """CUDA: the peak memory one training step allocates above what is resident before it (activations,
+    gradients, workspaces; the weights and the optimizer state, created in the warm-up, are resident)."""
     gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
-    return row
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    v.step()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -336,14 +366,25 @@ def main(argv: list[str] | None = None) -> int:
     y = torch.randint(0, args.num_classes, (args.batch,), generator=g).to(args.device)
 
     checks = check_kernel(args) + [check_model(args, x)]
-    rows = []
+    built = []
     for name in args.variants:
         spec = available[name]
         if spec.get('impl') == 'split' and split_supported(torch.empty(0, dtype=args.dtype, device=args.device)):
             checks.append(dict(check=name, status='skipped', detail='split not supported for this device / dtype'))
             continue
-        rows.append(measure(name, spec, args, x, y))
-        print(f'{name}: ' + ', '.join(f'{k} {_fmt(v)}' for k, v in rows[-1].items() if k.endswith(('_ms', 'mib'))),
+        built.append(Variant(name, spec, args, x, y))
+        built[-1].count()
+    for mode, key in () if args.no_timing else (('infer', 'infer_ms'), ('train', 'train_ms')):
+        calls = {v.name: v.infer if mode == 'infer' else v.step for v in built if mode in v.spec['modes']}
+        for name, ms in interleaved_ms(calls, args.device, args.repeats, args.warmup).items():
+            next(v for v in built if v.name == name).row[key] = ms
+    if args.device == 'cuda' and not args.no_timing:
+        for v in built:
+            if v.opt is not None:
+                v.row['step_peak_mib'] = step_peak_mib(v)
+    rows = [v.row for v in built]
+    for r in rows:
+        print(f'{r["variant"]}: ' + ', '.join(f'{k} {_fmt(v)}' for k, v in r.items() if k.endswith(('_ms', 'mib'))),
               flush=True)
     add_ratios(rows)
     goals = targets(rows, args)
