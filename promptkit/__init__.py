@@ -16,4 +16,5 @@ from .strategies import (AdaptivePrompt, ApproxPrompt, AttentionPrompt, DeepProm
 __version__ = '0.1.0'
 __all__ = ['PROMPTS', 'MODELS', 'DATASETS', 'ENGINE_HOOKS', 'HOOKS', 'SiteInfo', 'resolve_layers',
            'prompted_attention', 'attention_impl', 'attention_reference', 'PromptStrategy', 'AttentionPrompt',
-           'AdaptivePrompt', 'ApproxPrompt', 'DeepPrompt', 'ShallowPrompt', 'STAdapter', 'PromptedBackbone', 'TimmClassifier', 'OpenCLIPClassifier']
+           'AdaptivePrompt', 'ApproxPrompt', 'DeepPrompt', 'ShallowPrompt', 'STAdapter', 'PromptedBackbone',
+           'TimmClassifier', 'OpenCLIPClassifier']

@@ -40,3 +40,22 @@ def tiny_recognizer(prompt=None, num_classes: int = 5, **backbone_kwargs) -> tor
                              average_clips='prob'),
                data_preprocessor=dict(type='ActionDataPreprocessor', format_shape='NCTHW'))
     return MODELS.build(cfg)
+
+
+def train_steps_keep_frozen(model: torch.nn.Module, steps: int = 3, lr: float = 1e-2,
+                            weight_decay: float = 1e-2) -> dict:
+    """A few AdamW steps of a ``tiny_recognizer`` on random clips; asserts every frozen parameter is bit-identical
+    afterwards and returns the prompt strategy's parameters as they were before training."""
+    import torch.nn.functional as F
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    before = {n: p.detach().clone() for n, p in model.backbone.prompt.named_parameters()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+    for _ in range(steps):
+        loss = F.cross_entropy(model.cls_head(model.extract_feat(torch.randn(2, 1, 3, 4, 32, 32))[0]),
+                               torch.tensor([0, 2]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    changed = [n for n, p in model.named_parameters() if n in frozen and not torch.equal(p, frozen[n])]
+    assert not changed, f'frozen parameters changed: {changed}'
+    return before

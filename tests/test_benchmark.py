@@ -32,7 +32,8 @@ def test_benchmark_tiny_cpu(tmp_path):
     # Frozen training costs less than full fine-tuning in FLOPs (no weight gradients) and keeps fewer activations.
     assert rows['apt']['train_flops_vs_full_ft'] < 1 and rows['linear-probe']['train_flops_vs_full_ft'] < 0.5
     assert rows['apt-split']['saved_activation_mib'] < rows['apt']['saved_activation_mib']
-    # ApproxPrompt adds 4·N·M·C + 4·M·k·C per layer (k = 4); ST-Adapter (width 32, before each MLP) 4·N·C·Ca + 2·N·Ca·3.
+    # Per layer, ApproxPrompt adds 4·N·M·C + 4·M·k·C (k = 4); ST-Adapter (width Ca = 32, before each MLP) adds
+    # 4·N·C·Ca for fc1 and fc2 plus 2·N·Ca·3 for the (3, 1, 1) depth-wise convolution.
     assert rows['approx']['infer_flops'] - rows['bare']['infer_flops'] == 2 * (4 * 32 * 8 * 64 + 4 * 8 * 4 * 64)
     assert rows['st-adapter']['infer_flops'] - rows['bare']['infer_flops'] == 2 * (4 * 32 * 64 * 32 + 2 * 32 * 32 * 3)
     for name in ('apt', 'apt-split', 'vpt-deep', 'approx', 'st-adapter'):

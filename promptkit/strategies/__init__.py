@@ -6,4 +6,5 @@ from .base import PromptStrategy
 from .deep_prompt import DeepPrompt, ShallowPrompt
 from .st_adapter import STAdapter
 
-__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt', 'AdaptivePrompt', 'ApproxPrompt', 'STAdapter']
+__all__ = ['PromptStrategy', 'AttentionPrompt', 'DeepPrompt', 'ShallowPrompt', 'AdaptivePrompt', 'ApproxPrompt',
+           'STAdapter']

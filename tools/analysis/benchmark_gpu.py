@@ -13,9 +13,10 @@ Variants (each built fresh from random weights with the same seed; times do not 
 
 Inference: ``eval()``, ``no_grad``, autocast to ``--dtype``, CUDA events (GPU) or wall clock (CPU), warm-up,
 median of ``--repeats``, the variants timed round-robin so that clock or load drifts reach all alike. Training
-step: forward + linear head + cross-entropy, backward, AdamW step over the trainable parameters, same timing. Ratios are to ``bare`` (inference) and to ``full-ft`` (training), all from one
-run. FLOPs (one multiply-add = 2; attention counted, see ``promptkit/flops.py``) are counted at batch 1 for the
-forward and for forward + backward, giving each ratio's FLOPs bound. Memory: the peak one training step allocates
+step: forward + linear head + cross-entropy, backward, AdamW step over the trainable parameters, same timing.
+Ratios are to ``bare`` (inference) and to ``full-ft`` (training), all from one run. FLOPs (one multiply-add = 2;
+attention counted, see ``promptkit/flops.py``) are counted at batch 1 for the forward and for forward + backward,
+giving each ratio's FLOPs bound. Memory: the peak one training step allocates
 above the resident weights and optimizer state (GPU), and on any device the bytes of activations autograd keeps for
 backward.
 
