@@ -92,6 +92,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.dtype = DTYPES[args.dtype or ('bf16' if args.device == 'cuda' else 'fp32')]
     args.repeats = args.repeats or (50 if args.device == 'cuda' else 5)
     args.warmup = args.warmup if args.warmup is not None else (10 if args.device == 'cuda' else 2)
+    args.patch = 8 if args.tiny else 16
+    args.tokens = (args.frames // 2) * (args.img_size // args.patch) ** 2  # tubelet 2
+    # Why the split kernel cannot run this benchmark's attention (device, dtype, head width), or None.
+    args.split_unsupported = split_supported(
+        torch.empty(1, args.heads, 0, args.width // args.heads, dtype=args.dtype, device=args.device))
     return args
 
 
@@ -132,7 +137,7 @@ class Classifier(nn.Module):
 
 def build(spec: dict[str, Any], args: argparse.Namespace) -> Classifier:
     torch.manual_seed(0)
-    vit = dict(type='VisionTransformer', img_size=args.img_size, patch_size=16 if not args.tiny else 8,
+    vit = dict(type='VisionTransformer', img_size=args.img_size, patch_size=args.patch,
                embed_dims=args.width, depth=args.depth, num_heads=args.heads, mlp_ratio=4, qkv_bias=True,
                num_frames=args.frames, tubelet_size=2, norm_cfg=dict(type='LN', eps=1e-6), drop_path_rate=0.0,
                use_mean_pooling=True)
@@ -148,9 +153,7 @@ def build(spec: dict[str, Any], args: argparse.Namespace) -> Classifier:
 def check_kernel(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Each implementation's output and gradients against the float64 reference, at batch 1 of the model's shape."""
     g = torch.Generator().manual_seed(0)
-    H, d, P = args.heads, args.width // args.heads, args.prompts
-    p = 8 if args.tiny else 16
-    N = (args.frames // 2) * (args.img_size // p) ** 2
+    H, d, P, N = args.heads, args.width // args.heads, args.prompts, args.tokens
     qkv64 = torch.randn(1, N, 3, H, d, generator=g, dtype=torch.float64)
     pk64, pv64 = torch.randn(2, P, d, generator=g, dtype=torch.float64).unbind(0)
     dout = torch.randn(1, H, N, d, generator=g, dtype=torch.float64)
@@ -162,7 +165,7 @@ def check_kernel(args: argparse.Namespace) -> list[dict[str, Any]]:
     for impl in ('concat', 'split'):
         leaves = [t.detach().to(args.device, args.dtype).requires_grad_() for t in (qkv64, pk64, pv64)]
         q, k, v = leaves[0].permute(2, 0, 3, 1, 4).unbind(0)  # the sites' layout: views of one qkv tensor
-        reason = split_supported(q) if impl == 'split' else None
+        reason = args.split_unsupported if impl == 'split' else None
         if reason:
             rows.append(dict(check=f'kernel {impl}', status='skipped', detail=reason))
             continue
@@ -184,7 +187,7 @@ def _rel_error(x: torch.Tensor, ref: torch.Tensor) -> float:
 
 def check_model(args: argparse.Namespace, x: torch.Tensor) -> dict[str, Any]:
     """The APT model's output with the split kernel against the same model with concat."""
-    if 'apt-split' not in args.variants or split_supported(torch.empty(0, dtype=args.dtype, device=args.device)):
+    if 'apt-split' not in args.variants or args.split_unsupported:
         return dict(check='APT model split vs concat', status='skipped', detail='split not run here')
     model = build(variants(args.prompts, args.width)['apt'], args).eval()
     with torch.no_grad(), torch.autocast(args.device, dtype=args.dtype, enabled=args.dtype != torch.float32):
@@ -286,7 +289,7 @@ def add_ratios(rows: list[dict[str, Any]]) -> None:
             r['train_flops_vs_full_ft'] = r['train_flops'] / full['train_flops']
 
 
-def targets(rows: list[dict[str, Any]], args: argparse.Namespace) -> list[dict[str, Any]]:
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The issue's three targets, read off this run's rows (meaningful at the default ViT-B shape on a GPU)."""
     by = {r['variant']: r for r in rows}
     apt = [by[n] for n in ('apt', 'apt-split') if n in by]
@@ -318,10 +321,9 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
                dtype=str(args.dtype).replace('torch.', ''), command=' '.join([osp.relpath(__file__)] + sys.argv[1:]))
     if args.device == 'cuda':
         env.update(cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
-    p = 8 if args.tiny else 16
     env['shape'] = (f'ViT width {args.width}, depth {args.depth}, {args.heads} heads; batch {args.batch} x '
-                    f'{args.frames}x{args.img_size}^2 (patch {p}, tubelet 2: '
-                    f'{(args.frames // 2) * (args.img_size // p) ** 2} tokens); P = {args.prompts}; '
+                    f'{args.frames}x{args.img_size}^2 (patch {args.patch}, tubelet 2: {args.tokens} tokens); '
+                    f'P = {args.prompts}; '
                     f'median of {args.repeats} after {args.warmup} warm-up')
     return env
 
@@ -370,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     built = []
     for name in args.variants:
         spec = available[name]
-        if spec.get('impl') == 'split' and split_supported(torch.empty(0, dtype=args.dtype, device=args.device)):
-            checks.append(dict(check=name, status='skipped', detail='split not supported for this device / dtype'))
+        if spec.get('impl') == 'split' and args.split_unsupported:
+            checks.append(dict(check=name, status='skipped', detail=args.split_unsupported))
             continue
         built.append(Variant(name, spec, args, x, y))
         built[-1].count()
@@ -388,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f'{r["variant"]}: ' + ', '.join(f'{k} {_fmt(v)}' for k, v in r.items() if k.endswith(('_ms', 'mib'))),
               flush=True)
     add_ratios(rows)
-    goals = targets(rows, args)
+    goals = targets(rows)
     env = environment(args)
     os.makedirs(args.work_dir, exist_ok=True)
     md = markdown(env, checks, rows, goals)
