@@ -12,24 +12,20 @@ from promptkit._compat import stub_mmaction_drn
 stub_mmaction_drn()  # Before anything imports mmaction.datasets / mmaction.models.
 
 from mmaction.utils import register_all_modules  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.dataset import Compose  # noqa: E402
 from mmengine.registry import DefaultScope  # noqa: E402
 
 from promptkit.datasets import DemoMotionDataset, ensure_motion_dataset, generate_motion_dataset  # noqa: E402
 from promptkit.datasets import demo  # noqa: E402
 from promptkit.registry import DATASETS  # noqa: E402
+from conftest import ROOT  # noqa: E402
 
 register_all_modules()
 
 TINY = dict(num_train_per_class=2, num_test_per_class=2)
-PIPELINE = [
-    dict(type='DecordInit'),
-    dict(type='SampleFrames', clip_len=8, frame_interval=2, num_clips=1),
-    dict(type='DecordDecode'),
-    dict(type='Resize', scale=(-1, 32)),
-    dict(type='FormatShape', input_format='NCTHW'),
-    dict(type='PackActionInputs'),
-]
+# The demo's own training pipeline (decode, resize to 32, NCTHW), read from its config rather than restated.
+PIPELINE = Config.fromfile(os.path.join(ROOT, 'configs/_base_/apt_videomae_demo.py')).train_pipeline
 
 
 @pytest.fixture(scope='module', params=['axis', 'diagonal'])
