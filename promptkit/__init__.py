@@ -1,8 +1,9 @@
 """promptkit: parameter-efficient prompt tuning of frozen video, vision-language and text-to-image models."""
-from ._compat import allow_mmengine_checkpoints, stub_mmaction_drn
+from ._compat import allow_mmengine_checkpoints, skip_mmaction_multimodal, stub_mmaction_drn
 
 # Before anything imports mmaction.models (see _compat for why).
 stub_mmaction_drn()
+skip_mmaction_multimodal()
 allow_mmengine_checkpoints()
 
 from .attention import attention_impl, attention_reference, prompted_attention  # noqa: E402
