@@ -16,6 +16,8 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
+from ..engine.validate import skip_bad_eval_samples, validate_data
+from ._common import add_hook
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -28,6 +30,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='override config settings, key=value (lists: key="[a,b]")')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
+    parser.add_argument('--skip-bad-samples', action='store_true',
+                        help='log and skip videos/images that cannot be decoded instead of stopping')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
@@ -62,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         evaluator = cfg.test_evaluator
         cfg.test_evaluator = [*evaluator, dump] if isinstance(evaluator, (list, tuple)) else [evaluator, dump]
     check_data(cfg, ('test',))
+    validate_data(cfg, ('test',))
+    if args.skip_bad_samples:
+        skip_bad_eval_samples(cfg, ('test',))
+    add_hook(cfg, dict(type='promptkit.SampleGuardHook'))
     setup_launcher(cfg)
     runner = Runner.from_cfg(cfg)
     if prompt_file:

@@ -12,6 +12,8 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
+from ..engine.validate import skip_bad_eval_samples, validate_data
+from ._common import add_hook
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -32,6 +34,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='override config settings, key=value (lists: key="[a,b]")')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
                         help='job launcher')
+    parser.add_argument('--skip-bad-samples', action='store_true',
+                        help='log and skip videos/images that cannot be decoded instead of stopping')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
@@ -76,7 +80,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     # zero changes nothing measurable. No effect on GPU kernels.
     torch.set_flush_denormal(True)
     cfg = merge_args(Config.fromfile(args.config), args)
-    check_data(cfg, ('train', 'val') if cfg.get('val_dataloader') else ('train',))
+    splits = ('train', 'val') if cfg.get('val_dataloader') else ('train',)
+    check_data(cfg, splits)
+    validate_data(cfg, splits)
+    if args.skip_bad_samples and 'val' in splits:
+        skip_bad_eval_samples(cfg, ('val',))
+    add_hook(cfg, dict(type='promptkit.SampleGuardHook', skip_bad_samples=args.skip_bad_samples))
     setup_launcher(cfg)
     runner = Runner.from_cfg(cfg)
     runner.train()
