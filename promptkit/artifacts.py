@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
+from pathlib import Path
 
-from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .checkpoint import CheckpointError, atomic_write, check_tensors, read_safetensors
 from .engine.hooks import frozen_fingerprint, trained_state_dict
 
 TENSORS, CONFIG = 'prompts.safetensors', 'prompt_config.json'
@@ -43,9 +44,8 @@ def save_prompts(model: nn.Module, out_dir: str, base_fingerprint: str | None = 
                 model=config.to_dict() if hasattr(config, 'to_dict') else config)
     text = json.dumps(info, indent=2, default=str)
     path = osp.join(out_dir, TENSORS)
-    save_file(tensors, path, metadata={'format': 'pt', 'promptkit': text})
-    with open(osp.join(out_dir, CONFIG), 'w') as f:
-        f.write(text + '\n')
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={'format': 'pt', 'promptkit': text}))
+    atomic_write(osp.join(out_dir, CONFIG), lambda tmp: Path(tmp).write_text(text + '\n'))
     return path
 
 
@@ -59,16 +59,20 @@ def load_prompts(model: nn.Module, path: str) -> dict:
     if not osp.isfile(path):
         raise FileNotFoundError(f'prompt file {path} does not exist; tools/train.py writes it as '
                                 f'<work_dir>/{TENSORS} at the end of training')
-    with safe_open(path, framework='pt') as f:
-        info = json.loads(f.metadata()['promptkit'])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, metadata = read_safetensors(path)  # refuses a truncated or corrupted file, naming it
+    if 'promptkit' not in metadata:
+        raise CheckpointError(f'{path} is a safetensors file without promptkit\'s header: pass the '
+                              f'{TENSORS} that tools/train.py wrote, or a .pth checkpoint')
+    info = json.loads(metadata['promptkit'])
     found = frozen_fingerprint(model)
     if info['base_fingerprint'] != found:
         raise RuntimeError(f'{path} was trained on another frozen base (fingerprint {info["base_fingerprint"]}, '
                            f'this model has {found}): build the model with the pretrained weights of that run')
-    expected = set(trained_state_dict(model))
-    if set(tensors) != expected:
-        raise RuntimeError(f'{path} does not fit this model: missing {sorted(expected - set(tensors))[:10]}, '
-                           f'unexpected {sorted(set(tensors) - expected)[:10]}')
+    saved = [t.get('prompt') for t in info.get('targets', [])]
+    built = [t['prompt'] for t in _targets(model)]
+    if saved and built and saved != built:
+        raise CheckpointError(f'{path} holds prompts of {saved}, this model has {built}: build the model with the '
+                              'prompt config of the run that wrote the file (see prompt_config.json beside it)')
+    check_tensors(path, tensors, trained_state_dict(model))  # keys, shapes, dtypes, finite values
     model.load_state_dict(tensors, strict=False)
     return info

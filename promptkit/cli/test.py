@@ -16,6 +16,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
+from ..engine.safe_io import install_safe_io
 from ..engine.validate import skip_bad_eval_samples, validate_data
 from ._common import add_hook
 
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # On x86 CPUs denormal floats (tiny optimizer states, warm-up) slow training about 10x; flushing them to
     # zero changes nothing measurable. No effect on GPU kernels.
     torch.set_flush_denormal(True)
+    install_safe_io()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist; pass the .pth written by '
                                 'tools/train.py (e.g. work_dirs/<config>/best_*.pth or epoch_*.pth)')

@@ -12,6 +12,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
+from ..engine.safe_io import install_safe_io
 from ..engine.validate import skip_bad_eval_samples, validate_data
 from ._common import add_hook
 
@@ -79,6 +80,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # On x86 CPUs denormal floats (tiny optimizer states, warm-up) slow training about 10x; flushing them to
     # zero changes nothing measurable. No effect on GPU kernels.
     torch.set_flush_denormal(True)
+    install_safe_io()
     cfg = merge_args(Config.fromfile(args.config), args)
     splits = ('train', 'val') if cfg.get('val_dataloader') else ('train',)
     check_data(cfg, splits)
