@@ -18,7 +18,7 @@ from mmengine.config import Config, DictAction
 from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
 from ..engine.safe_io import install_safe_io
 from ..engine.validate import skip_bad_eval_samples, validate_data
-from ._common import add_hook
+from ._common import add_hook, add_output_flags, build_runner, run_tool
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -33,6 +33,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help='job launcher')
     parser.add_argument('--skip-bad-samples', action='store_true',
                         help='log and skip videos/images that cannot be decoded instead of stopping')
+    add_output_flags(parser)
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     args = parser.parse_args(argv)
     set_local_rank(args.local_rank)
@@ -40,9 +41,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Test a checkpoint or prompt file; ``argv`` defaults to ``sys.argv[1:]``."""
-    from mmengine.runner import Runner
+    """The console entry point; ``argv`` defaults to ``sys.argv[1:]``. Errors are shown in a few lines."""
+    run_tool('promptkit-test', _main, argv)
 
+
+def _main(argv: Sequence[str] | None = None) -> None:
+    """Test a checkpoint or prompt file; ``argv`` defaults to ``sys.argv[1:]``."""
     args = parse_args(argv)
     # On x86 CPUs denormal floats (tiny optimizer states, warm-up) slow training about 10x; flushing them to
     # zero changes nothing measurable. No effect on GPU kernels.
@@ -73,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         skip_bad_eval_samples(cfg, ('test',))
     add_hook(cfg, dict(type='promptkit.SampleGuardHook'))
     setup_launcher(cfg)
-    runner = Runner.from_cfg(cfg)
+    runner = build_runner(cfg, args.verbose)
     if prompt_file:
         from mmengine.model import is_model_wrapper
         from promptkit.artifacts import load_prompts
