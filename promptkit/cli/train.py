@@ -94,6 +94,10 @@ def _main(argv: Sequence[str] | None = None) -> None:
     if args.skip_bad_samples and 'val' in splits:
         skip_bad_eval_samples(cfg, ('val',))
     add_hook(cfg, dict(type='promptkit.SampleGuardHook', skip_bad_samples=args.skip_bad_samples))
+    add_hook(cfg, dict(type='promptkit.ExactResumeHook'))  # random states and sampler position in checkpoints
+    sampler = cfg.train_dataloader.get('sampler') or {}
+    if sampler.get('type') in ('DefaultSampler', 'mmengine.DefaultSampler'):
+        sampler['type'] = 'ResumableSampler'  # DefaultSampler's order, able to resume inside an epoch
     setup_launcher(cfg)
     runner = build_runner(cfg, args.verbose)
     runner.train()
