@@ -64,15 +64,15 @@ def load_prompts(model: nn.Module, path: str) -> dict:
         raise CheckpointError(f'{path} is a safetensors file without promptkit\'s header: pass the '
                               f'{TENSORS} that tools/train.py wrote, or a .pth checkpoint')
     info = json.loads(metadata['promptkit'])
-    found = frozen_fingerprint(model)
-    if info['base_fingerprint'] != found:
-        raise RuntimeError(f'{path} was trained on another frozen base (fingerprint {info["base_fingerprint"]}, '
-                           f'this model has {found}): build the model with the pretrained weights of that run')
     saved = [t.get('prompt') for t in info.get('targets', [])]
     built = [t['prompt'] for t in _targets(model)]
     if saved and built and saved != built:
         raise CheckpointError(f'{path} holds prompts of {saved}, this model has {built}: build the model with the '
                               'prompt config of the run that wrote the file (see prompt_config.json beside it)')
+    found = frozen_fingerprint(model)
+    if info['base_fingerprint'] != found:
+        raise RuntimeError(f'{path} was trained on another frozen base (fingerprint {info["base_fingerprint"]}, '
+                           f'this model has {found}): build the model with the pretrained weights of that run')
     check_tensors(path, tensors, trained_state_dict(model))  # keys, shapes, dtypes, finite values
     model.load_state_dict(tensors, strict=False)
     return info
