@@ -24,7 +24,7 @@ from .prompted_backbone import PromptedWrapperMixin, attach_prompts
 
 __all__ = ['PromptedImageClassifier', 'TimmClassifier', 'OpenCLIPClassifier', 'load_timm_weights']
 
-#: ImageNet mean/std in 0..255 RGB, as VPT/VAPT normalise (METHODS.md §3.3).
+#: ImageNet mean/std in 0..255 RGB, as VPT/VAPT normalise (docs/methods.md §3).
 IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 #: CLIP's (open_clip's ``OPENAI_DATASET_MEAN/STD``) in 0..255 RGB.
 CLIP_MEAN = (122.770938, 116.7460125, 104.09373615)
