@@ -38,7 +38,10 @@ param_scheduler = [
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=64)
 
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, save_best='auto', max_keep_ckpts=3),
+# The official protocol tests the final-epoch model. Validation and test read the same list here (the data sets
+# have no separate validation split), so no checkpoint is chosen by validation accuracy: that would select on the
+# test set. Validation every 5 epochs only monitors.
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, save_best=None, max_keep_ckpts=3),
                      logger=dict(type='LoggerHook', interval=50))
 # Checkpoints hold the trained tensors and optimizer state only, plus a fingerprint of the frozen base.
 custom_hooks = [dict(type='promptkit.PromptCheckpointHook')]
