@@ -1,4 +1,4 @@
-# Attention Prompt Tuning recipe on a VideoMAE ViT-B (METHODS.md §1.5), shared by configs/apt/*.
+# Attention Prompt Tuning recipe on a VideoMAE ViT-B (docs/methods.md §1), shared by configs/apt/*.
 # Inherits mmaction2's own VideoMAE ViT-B recognizer (Recognizer3D + TimeSformerHead, test pipeline, runtime)
 # and wraps its backbone. Dataset configs set the data, the class count, the prompt count and the weights.
 _base_ = ['mmaction::recognition/videomae/vit-base-p16_videomae-k400-pre_16x4x1_kinetics-400.py']

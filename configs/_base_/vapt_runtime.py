@@ -1,4 +1,4 @@
-# The VAPT / VPT recipe for image classification (METHODS.md §3.3), shared by configs/vapt/*: SGD (momentum 0.9),
+# The VAPT / VPT recipe for image classification (docs/methods.md §3), shared by configs/vapt/*: SGD (momentum 0.9),
 # lr = base_lr x batch / 256, 10 linear warm-up epochs then cosine, both stepped per epoch, 100 epochs, batch 64,
 # softmax cross-entropy (the models' loss). Model and data configs set the rest.
 # Scope: mmaction2's, for its AccMetric (the predictions are mmaction2 ActionDataSamples); promptkit's own types
