@@ -253,6 +253,11 @@ class TimmClassifier(PromptedImageClassifier):
     def forward_logits(self, inputs: Tensor) -> Tensor:
         return self.backbone(inputs)
 
+    def dummy_inputs(self, batch_size: int = 1) -> Tensor:
+        """Random normalised images (B, C, H, W) at the ViT's input size (for cost measurement)."""
+        embed = self.backbone.patch_embed
+        return torch.randn(batch_size, embed.proj.in_channels, *embed.img_size, device=embed.proj.weight.device)
+
 
 @MODELS.register_module()
 class OpenCLIPClassifier(PromptedImageClassifier):
@@ -360,3 +365,8 @@ class OpenCLIPClassifier(PromptedImageClassifier):
         if self.logit_scale is None:
             return self.head(features)
         return self.logit_scale * self.head(F.normalize(features, dim=-1))
+
+    def dummy_inputs(self, batch_size: int = 1) -> Tensor:
+        """Random normalised images (B, C, H, W) at the tower's input size (for cost measurement)."""
+        conv = self.backbone.conv1
+        return torch.randn(batch_size, conv.in_channels, *self.backbone.image_size, device=conv.weight.device)

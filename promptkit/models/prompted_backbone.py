@@ -5,6 +5,7 @@ import contextlib
 import difflib
 from typing import Iterator, Sequence
 
+import torch
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -149,3 +150,19 @@ class PromptedBackbone(PromptedWrapperMixin, BaseModule):
         if self.pretrained is None and hasattr(self.backbone, 'init_weights'):
             self.backbone.init_weights()
         self._is_init = True
+
+    def dummy_inputs(self, batch_size: int = 1) -> Tensor:
+        """Random normalised clips (B, C, T, H, W) of the shape the host was built for (for cost measurement).
+
+        Read from mmaction2's VideoMAE ``VisionTransformer``: the patch-embedding kernel (tubelet, p, p), its
+        ``grid_size`` and the length of its position table.
+        """
+        host = self.backbone
+        try:
+            proj, (gh, gw), tokens = host.patch_embed.projection, host.grid_size, host.pos_embed.shape[1]
+        except AttributeError as e:
+            raise NotImplementedError(f'PromptedBackbone.dummy_inputs reads the input shape of a VideoMAE '
+                                      f'VisionTransformer; {type(host).__name__} lacks {e.name!r}') from e
+        t, ph, pw = proj.kernel_size
+        frames = tokens // (gh * gw) * t  # pos_embed: (1, T/t · gh · gw, C)
+        return torch.randn(batch_size, proj.in_channels, frames, gh * ph, gw * pw, device=proj.weight.device)
