@@ -14,7 +14,6 @@ Weights are never downloaded and never resized: a checkpoint that does not fit t
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 from ._compat import allow_mmengine_checkpoints
 
 __all__ = ['CheckpointError', 'read_checkpoint', 'read_safetensors', 'read_state_dict', 'check_tensors',
-           'check_finite', 'install_checked_loader', 'atomic_write', 'videomae_to_mmaction', 'load_videomae_backbone', 'fingerprint']
+           'check_finite', 'install_checked_loader', 'videomae_to_mmaction', 'load_videomae_backbone']
 
 #: Keys under which checkpoints nest their weights, unwrapped in this order (repeatedly).
 _WRAPPER_KEYS = ('state_dict', 'model', 'module')
@@ -116,8 +115,8 @@ def check_finite(path: str, tensors: Mapping[str, Tensor]) -> None:
            if isinstance(v, Tensor) and (v.is_floating_point() or v.is_complex()) and not torch.isfinite(v).all()]
     if bad:
         raise CheckpointError(
-            f'{path!r} holds non-finite values (NaN or Inf) in {len(bad)} tensor(s): {bad[:10]}. The file is corrupted '
-            'or the run that wrote it diverged: use an earlier checkpoint of that run, or train again (a lower '
+            f'{path!r} holds non-finite values (NaN or Inf) in {len(bad)} tensor(s): {bad[:10]}. The file is '
+            'corrupted or the run that wrote it diverged: use an earlier checkpoint of that run, or train again (a lower '
             'learning rate, or without --amp).')
 
 
@@ -179,19 +178,6 @@ def read_state_dict(path: str, *, trust_pickle: bool = False) -> dict[str, Tenso
         raise CheckpointError(f'checkpoint {path!r} holds no tensors (keys: {list(obj)[:10]})')
     check_finite(path, state)
     return state
-
-
-def atomic_write(path: str, write: Any) -> None:
-    """Write a file so that it is either the old one or the complete new one, never half of it: ``write(tmp)``
-    writes into a temporary file beside ``path``, which then replaces ``path`` (``os.replace`` is atomic)."""
-    path = os.fspath(path)
-    tmp = f'{path}.tmp-{os.getpid()}'
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 #: The file the checked MMEngine loader read last (for messages of hooks that see only the loaded dict).
@@ -366,23 +352,3 @@ def load_videomae_backbone(backbone: nn.Module, path: str, logger: Any = None) -
               f'missing (kept at init): {allowed or "none"}', logger=logger)
     return {'path': path, 'format': fmt, 'loaded': matched, 'missing': allowed, 'ignored': extras['ignored'],
             'head': extras['head']}
-
-
-def fingerprint(tensors: Mapping[str, Tensor]) -> str:
-    """A short sha256 over the names, shapes, dtypes and raw bytes of ``tensors`` (order-independent).
-
-    Args:
-        tensors: Name -> tensor, on any device, any dtype (bfloat16 included).
-
-    Returns:
-        The first 16 hex digits of the digest.
-    """
-    h = hashlib.sha256()
-    for key in sorted(tensors):
-        t = tensors[key]
-        if not isinstance(t, Tensor):
-            raise TypeError(f'fingerprint: {key!r} is a {type(t).__name__}, not a tensor')
-        data = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-        h.update(f'{key}\0{tuple(t.shape)}\0{t.dtype}\0{data.nbytes}\n'.encode())
-        h.update(data)
-    return h.hexdigest()[:16]

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from mmengine.fileio import LocalBackend, register_backend
 
-from ..checkpoint import atomic_write, install_checked_loader
+from ..artifacts import _atomic_write as atomic_write
+from ..checkpoint import install_checked_loader
 
 __all__ = ['AtomicLocalBackend', 'install_safe_io']
 
