@@ -221,11 +221,15 @@ def rewrite_prompts(src: Path, dst: Path, edit) -> Path:
 
 
 def test_nan_prompt_file(env, work, tmp_path, capsys):
-    bad = rewrite_prompts(env['prompts'], tmp_path / 'prompts.safetensors',
-                          lambda t: t['backbone.prompt.prompt_k'].fill_(math.nan))
+    key = []
+
+    def poison(tensors):
+        key.append(next(k for k in sorted(tensors) if 'prompt_k' in k))
+        tensors[key[0]].fill_(math.nan)
+    bad = rewrite_prompts(env['prompts'], tmp_path / 'prompts.safetensors', poison)
     assert tool('test', str(env['cfg']), str(bad), '--work-dir', str(work)) == 1
-    assert_one_error(capsys.readouterr().err, str(bad), 'non-finite values (NaN or Inf)',
-                     'backbone.prompt.prompt_k', 'earlier checkpoint')
+    assert_one_error(capsys.readouterr().err, str(bad), 'non-finite values (NaN or Inf)', key[0],
+                     'earlier checkpoint')
 
 
 def test_truncated_prompt_file(env, work, tmp_path, capsys):
@@ -288,8 +292,9 @@ def test_wrong_width_checkpoint(env, work, capsys):
     """A checkpoint of 8 prompt tokens loaded into a model of 4: refused before MMEngine copies (it would warn)."""
     assert tool('test', str(env['cfg']), str(work / 'epoch_1.pth'), '--work-dir', str(work), '--cfg-options',
                 'model.backbone.prompt.num_tokens=4') == 1
-    assert_one_error(capsys.readouterr().err, 'of another shape', 'backbone.prompt.prompt_k: file (4, 8, 16), '
-                     'the model this config builds (4, 4, 16)', 'num_tokens')
+    err = capsys.readouterr().err
+    assert_one_error(err, 'of another shape', 'the model this config builds', 'num_tokens')
+    assert 'backbone.prompt.prompt_k' in err and '8, 16), the model this config builds (4, 16)' in err
 
 
 def test_wrong_width_prompt_file(env, work, capsys):
@@ -327,7 +332,7 @@ def test_unknown_prompt_type(env, work, capsys):
     assert tool('train', str(env['cfg']), '--work-dir', str(work), '--cfg-options',
                 'model.backbone.prompt.type=AttentionPromt') == 1
     out = capsys.readouterr()
-    assert_one_error(out.err, "unknown prompt type 'AttentionPromt'", "did you mean 'AttentionPrompt'?",
+    assert_one_error(out.err, "unknown prompt type 'AttentionPromt'", "did you mean 'AttentionPrompt'",
                      'full traceback in')
     assert len(out.err.strip().splitlines()) <= 3 and 'Config:' not in out.out
     log = next(work.glob('*/*.log')).read_text()
