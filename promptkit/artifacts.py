@@ -98,6 +98,14 @@ def describe(model: nn.Module) -> list[dict[str, Any]]:
     return out
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version('promptkit')
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return 'unknown'
+
+
 def _atomic_write(path: str, write) -> None:
     """Write through a temporary file in the same folder and rename, so a kill never leaves half a file."""
     tmp = f'{path}.tmp-{os.getpid()}'
@@ -119,10 +127,9 @@ def save_prompts(model: nn.Module, out_dir: str, base_fingerprint: str | None = 
         base_fingerprint: Fingerprint of the frozen weights; computed when not given.
         config: The model config, recorded for reference.
     """
-    from . import __version__
     os.makedirs(out_dir, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in trained_state_dict(model).items()}
-    info = dict(promptkit_version=__version__, base_fingerprint=base_fingerprint or frozen_fingerprint(model),
+    info = dict(promptkit_version=_version(), base_fingerprint=base_fingerprint or frozen_fingerprint(model),
                 targets=describe(model), tensors={k: list(v.shape) for k, v in tensors.items()},
                 model=config.to_dict() if hasattr(config, 'to_dict') else config)
     text = json.dumps(info, indent=2, default=str)

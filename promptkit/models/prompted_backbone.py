@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..artifacts import trainable_table
 from ..hosts import Host, find_host
 from ..registry import MODELS, PROMPTS
+from ..weights import load_videomae_backbone
 
 
 def build_prompt(cfg: dict) -> nn.Module:
@@ -136,7 +137,6 @@ class PromptedBackbone(PromptedWrapperMixin, BaseModule):
         self.backbone = build_host_model(backbone)
         self.pretrained = pretrained
         if pretrained:
-            from ..weights import load_videomae_backbone
             load_videomae_backbone(self.backbone, pretrained, logger='current')
         self.full_finetune = full_finetune
         self.host, self.prompt, self.train_roles = attach_prompts(self.backbone, prompt, train_roles, full_finetune)
