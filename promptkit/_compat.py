@@ -40,6 +40,31 @@ def stub_mmaction_drn() -> None:
     sys.modules[mod.__name__] = mod
 
 
+def skip_mmaction_multimodal() -> None:
+    """Keep mmaction2 1.2.0 from importing its VindLU models, which need transformers 4.x internals.
+
+    ``mmaction.models.multimodal`` imports VindLU whenever ``transformers>=4.28`` is installed, and VindLU imports
+    ``apply_chunking_to_forward`` from ``transformers.modeling_utils``, which transformers 5 removed: with the
+    transformers that diffusers' pipelines need, ``import mmaction.models`` fails. promptkit uses no VindLU model, so
+    mmaction2 is told the multimodal dependency is absent (its own fallback registers placeholders that explain
+    themselves when built). Must run before the first import of ``mmaction.models``.
+    """
+    try:
+        import importlib.util
+        if importlib.util.find_spec('mmaction') is None or 'mmaction.models' in sys.modules:
+            return
+        import mmaction.utils.dependency as dependency
+    except ImportError:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        major = int(version('transformers').split('.')[0])
+    except (PackageNotFoundError, ValueError):
+        return
+    if major >= 5:
+        dependency.WITH_MULTIMODAL = False
+
+
 def allow_mmengine_checkpoints() -> None:
     """Let ``torch.load(weights_only=True)`` (the default since torch 2.6) read MMEngine checkpoints.
 

@@ -1,8 +1,10 @@
 """The small vocabulary shared by strategies, sites and hosts: site records, hook names, layer selection."""
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Iterator, Sequence, Union
 
 #: Hook points a strategy may implement. Sites call them; hosts say which they can honour.
 HOOKS = ('extra_kv', 'attn_output', 'block_input', 'block_output', 'pre_mlp')
@@ -24,6 +26,8 @@ class SiteInfo:
         num_heads: Number of attention heads (H).
         head_dim: Width of one head (d = C / H).
         kind: ``'self'`` or ``'cross'`` attention.
+        layout: ``'tokens'`` (B, N, C) or ``'frames'`` ((B·T, N, C): an image tower run on every frame of a clip,
+            T known only at forward time, from :func:`current_frames`).
         num_prefix_tokens: Class / register tokens at the start of the sequence (0 for VideoMAE).
         patch_size: Spatial patch size (h, w), used by VPT-style initialisation.
         tubelet_size: Temporal patch size (1 for image models).
@@ -37,6 +41,7 @@ class SiteInfo:
     num_heads: int
     head_dim: int
     kind: str = 'self'
+    layout: str = 'tokens'
     num_prefix_tokens: int = 0
     patch_size: tuple[int, int] = (16, 16)
     tubelet_size: int = 1
@@ -71,3 +76,34 @@ def resolve_layers(layers: Layers, num_layers: int) -> list[int]:
     if not out:
         raise ValueError('layers is empty: name at least one block')
     return sorted(set(out))
+
+
+# The frame count of the forward in progress, per thread (DataParallel replicas run in threads).
+_FRAMES = threading.local()
+
+
+@contextlib.contextmanager
+def frames(T: int) -> Iterator[None]:
+    """Publish the number of frames T of the clips in the forward inside the block (hosts of layout ``'frames'``)."""
+    if isinstance(T, bool) or not isinstance(T, int) or T <= 0:
+        raise ValueError(f'frames(T) needs a positive int, got {T!r}')
+    saved = getattr(_FRAMES, 'value', None)
+    _FRAMES.value = T
+    try:
+        yield
+    finally:
+        _FRAMES.value = saved
+
+
+def current_frames() -> int:
+    """The frame count T published by :func:`frames` for the forward in progress.
+
+    Raises:
+        RuntimeError: No forward of a ``'frames'`` host is in progress.
+    """
+    T = getattr(_FRAMES, 'value', None)
+    if T is None:
+        raise RuntimeError("no frame count is set: sites of layout 'frames' run only inside the forward of a "
+                           'promptkit.FrameTower (which sets it with promptkit.core.frames(T)); call the FrameTower, '
+                           'not its inner tower')
+    return T

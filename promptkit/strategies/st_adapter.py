@@ -6,7 +6,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..core import Layers, SiteInfo
+from ..core import Layers, SiteInfo, current_frames
 from ..registry import PROMPTS
 from .base import PromptStrategy
 
@@ -86,8 +86,10 @@ class STAdapter(PromptStrategy):
     size (7.1M of ViT-B's 86M) matches the abstract's "about 8% per-task parameters"; data sets where motion
     matters most (SSv2) use ``positions=('attn', 'mlp')``, as ``configs/st_adapter/videomae_ssv2.py`` does.
 
-    The host must report a static (t, h, w) patch grid (mmaction2's VideoMAE ``VisionTransformer``); image hosts
-    are refused at build time, and an input whose token count differs from the grid fails at the forward.
+    The host must report a static (t, h, w) patch grid (mmaction2's VideoMAE ``VisionTransformer``), or be an
+    image tower run frame by frame (:class:`~promptkit.FrameTower`, sites of layout ``'frames'`` with the per-frame
+    (h, w) grid; T comes from the forward, so any clip length works). Bare image hosts are refused at build time,
+    and an input whose token count differs from the grid fails at the forward.
 
     Args:
         width: Adapter bottleneck width (Ca). Defaults to 384.
@@ -135,12 +137,17 @@ class STAdapter(PromptStrategy):
     def build(self, sites: list[SiteInfo]) -> None:
         name = type(self).__name__
         for s in sites:
-            if s.grid is None or len(s.grid) != 3:
+            frames = getattr(s, 'layout', 'tokens') == 'frames'
+            if frames and (s.grid is None or len(s.grid) != 2):
+                raise ValueError(f'{name}: {s.name} is a per-frame site (layout \'frames\') without a static (h, w) '
+                                 f'patch grid (grid={s.grid}); build the image tower with a fixed image size')
+            if not frames and (s.grid is None or len(s.grid) != 3):
                 why = 'no static token grid' if s.grid is None else 'a grid without a time axis'
                 raise ValueError(f'{name} needs a video host: its depth-wise 3-D convolution runs over the (t, h, w) '
                                  f'patch-token grid, but {s.name} reports grid={s.grid} ({why}). Image towers '
-                                 '(timm, open_clip) have no time axis; use a video backbone such as mmaction2\'s '
-                                 'VideoMAE VisionTransformer')
+                                 '(timm, open_clip) have no time axis: run them frame by frame inside '
+                                 "promptkit.FrameTower, or use a video backbone such as mmaction2's VideoMAE "
+                                 'VisionTransformer')
         C = sites[0].dim
         if any(s.dim != C for s in sites):
             raise ValueError(f'{name} needs the same width in every adapted block')
@@ -149,10 +156,25 @@ class STAdapter(PromptStrategy):
             for p in self.positions})
 
     def adapt(self, position: str, site: SiteInfo, x: Tensor) -> Tensor:
-        """The residual stream ``x`` (B, prefix + t·h·w, C) with ``position``'s adapter added to its patch tokens."""
+        """The residual stream ``x`` with ``position``'s adapter added to its patch tokens.
+
+        ``x`` is (B, prefix + t·h·w, C) for a video host, or (B·T, prefix + h·w, C) for a per-frame host (layout
+        ``'frames'``, T from :func:`~promptkit.core.current_frames`), whose frames are regrouped into clips for
+        the convolution and split again afterwards.
+        """
         n0 = site.num_prefix_tokens
-        t, h, w = site.grid
-        z = x[:, n0:]  # (B, t·h·w, C) patch tokens; prefix tokens bypass the adapter
+        z = x[:, n0:]  # patch tokens; prefix tokens bypass the adapter
+        per_frame = getattr(site, 'layout', 'tokens') == 'frames'
+        if per_frame:
+            h, w = site.grid
+            t = current_frames()
+            if z.shape[1] != h * w or z.shape[0] % t:
+                raise ValueError(f'{type(self).__name__}: {site.name} gets {z.shape[0]} frames of {z.shape[1]} patch '
+                                 f'tokens, but the adapters need clips of T = {t} frames with the h x w = {h} x {w} = '
+                                 f'{h * w} patches of the image size the tower was built for')
+            z = z.reshape(-1, t * h * w, z.shape[-1])  # (B·T, h·w, C) -> (B, t·h·w, C) in (t, h, w) order
+        else:
+            t, h, w = site.grid
         if z.shape[1] != t * h * w:
             ph, pw = site.patch_size
             raise ValueError(
@@ -162,10 +184,13 @@ class STAdapter(PromptStrategy):
                 'with num_frames / img_size matching the input (mmaction2 interpolates the position embedding to '
                 'other frame sizes, but the adapters\' grid is fixed when the model is built)')
         adapter = self.adapters[position][self.index(site)]
-        delta = adapter(z.to(adapter.fc1.weight.dtype), (t, h, w)).to(x.dtype)
+        delta = adapter(z.to(adapter.fc1.weight.dtype), (t, h, w)).to(x.dtype)  # (B, t·h·w, C)
+        z = z + delta
+        if per_frame:
+            z = z.reshape(x.shape[0], h * w, -1)  # (B, t·h·w, C) -> (B·T, h·w, C)
         if n0 == 0:
-            return x + delta
-        return torch.cat([x[:, :n0], z + delta], dim=1)
+            return z
+        return torch.cat([x[:, :n0], z], dim=1)
 
     def block_input(self, site: SiteInfo, x: Tensor) -> Tensor:
         return self.adapt('attn', site, x)
