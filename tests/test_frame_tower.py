@@ -175,9 +175,11 @@ def test_frozen_tower_bit_identical_after_training_and_prompt_file_round_trip(ki
         assert torch.equal(model.backbone(clips()), fresh.backbone(clips()))
 
 
-@pytest.mark.parametrize('prompt', [dict(type='DeepPrompt', num_tokens=3), dict(type='AttentionPrompt', num_tokens=2),
-                                    dict(type='AdaptivePrompt', num_tokens=4), dict(type='ApproxPrompt', num_tokens=4)],
-                         ids=lambda p: p['type'])
+PER_FRAME = [dict(type='DeepPrompt', num_tokens=3), dict(type='AttentionPrompt', num_tokens=2),
+             dict(type='AdaptivePrompt', num_tokens=4), dict(type='ApproxPrompt', num_tokens=4)]
+
+
+@pytest.mark.parametrize('prompt', PER_FRAME, ids=lambda p: p['type'])
 def test_per_frame_strategies_are_image_strategies(prompt):
     """VPT, APT, VAPT and ApproxPrompt on a FrameTower act on each frame as on one image: the features equal the
     frame average of the same strategy's class tokens computed one frame at a time."""

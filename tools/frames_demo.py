@@ -24,7 +24,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from image_demo import ROOT, run, schedule, trainable  # noqa: E402  (the image demo's helpers)
 
 PRETRAIN = 'configs/vapt/timm_digits-pretrain_demo.py'
-RUNS = (('linear probe (frame-averaged)', 'configs/st_adapter/frames_demo_linear-probe.py', 'linear-probe_frames_demo'),
+RUNS = (('linear probe (frame-averaged)', 'configs/st_adapter/frames_demo_linear-probe.py',
+         'linear-probe_frames_demo'),
         ('ST-Adapter', 'configs/st_adapter/frames_demo.py', 'st-adapter_frames_demo'))
 
 

@@ -1,4 +1,4 @@
-# ST-Adapter's image-to-video setting (METHODS.md §4.2-4.3; official code models_adapter.py / main.py): a frozen
+# ST-Adapter's image-to-video setting (official code: models_adapter.py, main.py; docs/methods.md): a frozen
 # CLIP ViT-B/16 visual tower run frame by frame (promptkit.FrameTower: 8 frames x 197 tokens, no temporal position
 # embedding, no attention across frames), per-frame class tokens averaged over the frames, CLIP's frozen ln_post,
 # Dropout(0.5), then a new linear head initialised N(0, 0.02), bias 0; CLIP's proj is unused. Inside mmaction2's

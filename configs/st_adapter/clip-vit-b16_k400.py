@@ -1,5 +1,5 @@
 # ST-Adapter on a frozen CLIP ViT-B/16 run frame by frame, Kinetics-400: the official K400 preset adapter12x384 and
-# recipe (METHODS.md §4.3; official script scripts/train_k400_clip_vit_b16_adapter12x384.sh; its README reports
+# recipe (docs/methods.md; official script scripts/train_k400_clip_vit_b16_adapter12x384.sh; its README reports
 # 82.2 top-1 for this setting). One adapter (width 384, depth-wise (3, 1, 1) conv, no nonlinearity) before the MLP
 # of each of the 12 blocks: 12 x 592,512 = 7,110,144 trained parameters, plus the head (768 x 400 + 400 = 307,600).
 _base_ = ['../_base_/st_adapter_clip-vit-b16.py']

@@ -1,5 +1,5 @@
 # ST-Adapter on a frozen CLIP ViT-B/16 run frame by frame, Something-Something v2: the official SSv2 preset
-# adapter24x384 and recipe (METHODS.md §4.3; official script scripts/train_ssv2_clip_vit_b16_adapter24x384.sh; its
+# adapter24x384 and recipe (docs/methods.md; official script scripts/train_ssv2_clip_vit_b16_adapter24x384.sh; its
 # README reports 66.9 top-1 for this setting). Adapters (width 384, depth-wise (3, 1, 1) conv, no nonlinearity)
 # before attention and before the MLP of each of the 12 blocks: 24 x 592,512 = 14,220,288 trained parameters, plus
 # the head (768 x 174 + 174 = 133,806).
