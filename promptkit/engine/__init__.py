@@ -1,5 +1,5 @@
 """MMEngine pieces: runner set-up shared by the tools, and hooks."""
-from .hooks import PromptCheckpointHook, frozen_fingerprint, trained_state_dict
+from .hooks import PromptCheckpointHook
 from .runner_setup import check_data, setup_launcher
 
-__all__ = ['PromptCheckpointHook', 'frozen_fingerprint', 'trained_state_dict', 'check_data', 'setup_launcher']
+__all__ = ['PromptCheckpointHook', 'check_data', 'setup_launcher']
