@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install image-demo
+.PHONY: demo test install image-demo frames-demo
 
 install: $(VENV)/.installed
 
@@ -20,3 +20,6 @@ test: $(VENV)/.installed
 
 image-demo: $(VENV)/.installed
 	$(PY) tools/image_demo.py
+
+frames-demo: $(VENV)/.installed
+	$(PY) tools/frames_demo.py

@@ -128,6 +128,16 @@ def _open_clip(**kw) -> nn.Module:
                              **kw)
 
 
+def _frames(tower: str) -> nn.Module:
+    from promptkit import FrameTower
+    if tower == 'timm':
+        return FrameTower(tower='timm', model_name='vit_tiny_patch16_224', img_size=32, patch_size=8, embed_dim=48,
+                          depth=2, num_heads=4)
+    return FrameTower(tower='open_clip', model_name='tiny-frames-contract', model_cfg=dict(
+        embed_dim=32, vision_cfg=dict(image_size=32, patch_size=8, width=48, layers=2, head_width=12),
+        text_cfg=dict(context_length=16, vocab_size=100, width=32, heads=4, layers=1)))
+
+
 #: Host class name -> [(label, tiny model factory, input factory)].
 HOST_MODELS: dict[str, list[tuple[str, Callable[[], nn.Module], Callable[[], Tensor]]]] = {
     'MMActionViTHost': [('videomae', _videomae, lambda: torch.randn(2, 3, 4, 32, 32))],
@@ -135,6 +145,8 @@ HOST_MODELS: dict[str, list[tuple[str, Callable[[], nn.Module], Callable[[], Ten
     'OpenCLIPVisualHost': [('open_clip', _open_clip, lambda: torch.randn(2, 3, 32, 32)),
                            ('open_clip-custom', lambda: _open_clip(block_type='custom'),
                             lambda: torch.randn(2, 3, 32, 32))],
+    'FrameTowerHost': [('frames-timm', lambda: _frames('timm'), lambda: torch.randn(2, 3, 4, 32, 32)),
+                       ('frames-open_clip', lambda: _frames('open_clip'), lambda: torch.randn(2, 3, 4, 32, 32))],
     'ToyHost': [('toy', ToyModel, lambda: torch.randn(2, 16, 8))],
 }
 
