@@ -13,9 +13,10 @@ from . import strategies, hosts, models, engine, datasets  # noqa: E402,F401
 from .models import OpenCLIPClassifier, PromptedBackbone, TimmClassifier  # noqa: E402
 from .strategies import (AdaptivePrompt, ApproxPrompt, AttentionPrompt, DeepPrompt, PromptStrategy,  # noqa: E402
                          ShallowPrompt, STAdapter)
+from .prompt_model import PromptModel, get_prompt_model  # noqa: E402
 
 __version__ = '0.1.0'
 __all__ = ['PROMPTS', 'MODELS', 'DATASETS', 'ENGINE_HOOKS', 'HOOKS', 'SiteInfo', 'resolve_layers',
            'prompted_attention', 'attention_impl', 'attention_reference', 'PromptStrategy', 'AttentionPrompt',
            'AdaptivePrompt', 'ApproxPrompt', 'DeepPrompt', 'ShallowPrompt', 'STAdapter', 'PromptedBackbone',
-           'TimmClassifier', 'OpenCLIPClassifier']
+           'TimmClassifier', 'OpenCLIPClassifier', 'PromptModel', 'get_prompt_model']

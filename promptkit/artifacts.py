@@ -17,11 +17,14 @@ TENSORS, CONFIG = 'prompts.safetensors', 'prompt_config.json'
 
 def _targets(model: nn.Module) -> list[dict]:
     from .models import PromptedBackbone, PromptedImageClassifier
+    from .prompt_model import PromptModel
     out = []
     for name, m in model.named_modules():
-        if isinstance(m, (PromptedBackbone, PromptedImageClassifier)):
+        if isinstance(m, (PromptedBackbone, PromptedImageClassifier, PromptModel)):
             out.append(dict(module=name, host=m.host.name, prompt=type(m.prompt).__name__ if m.prompt else None,
                             sites=[s.info.name for s in m.host.sites if s.active], train_roles=list(m.train_roles)))
+        if isinstance(m, PromptModel):  # what PromptModel.from_pretrained rebuilds the strategy from
+            out[-1].update(host_path=m.host_path, prompt_config=m.prompt_config, train=list(m.train_spec))
     return out
 
 

@@ -23,10 +23,11 @@ def frozen_fingerprint(model: nn.Module) -> str:
 def trained_state_dict(model: nn.Module) -> dict:
     """The tensors a run changes: trainable parameters, and buffers except those of frozen prompted hosts
     (their buffers, e.g. VideoMAE's sinusoid ``pos_embed``, come with the base weights)."""
-    from ..models import PromptedBackbone
-    frozen_hosts = tuple(f'{name}.backbone.' if name else 'backbone.' for name, m in model.named_modules()
-                         if isinstance(m, PromptedBackbone)
-                         and not all(p.requires_grad for p in m.backbone.parameters()))
+    from ..hosts import Host
+    # Every promptkit wrapper (PromptedBackbone, the image classifiers, PromptModel) holds its host as `.host`.
+    hosts = {id(m.host.model) for m in model.modules() if isinstance(getattr(m, 'host', None), Host)
+             and not all(p.requires_grad for p in m.host.model.parameters())}
+    frozen_hosts = tuple(f'{name}.' for name, m in model.named_modules() if id(m) in hosts and name)
     keep = {n for n, p in model.named_parameters() if p.requires_grad}
     keep |= {n for n, _ in model.named_buffers() if not n.startswith(frozen_hosts)}
     return {k: v for k, v in model.state_dict().items() if k in keep}
