@@ -22,8 +22,9 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from .artifacts import trainable_table
 from .hosts import find_host
-from .models.prompted_backbone import attach_prompts, trainable_table
+from .models.prompted_backbone import attach_prompts
 
 __all__ = ['Family', 'FAMILIES', 'PromptModel', 'get_prompt_model', 'locate_host']
 
@@ -110,9 +111,11 @@ def locate_host(model: nn.Module, host: str | None = None) -> str:
     if top:
         raise TypeError(f'{type(model).__name__} holds several models promptkit can prompt: {top}; pick one with '
                         'host=<path>')
-    from .hosts import HOSTS
-    raise TypeError(f'promptkit cannot prompt a {type(model).__module__}.{type(model).__name__} nor any of its '
-                    f'sub-modules; it knows {[getattr(h, "name", h) for h in HOSTS]}')
+    try:
+        find_host(model)  # raises, naming what the registered hosts understand
+    except TypeError as e:
+        raise TypeError(f'{e}. None of its sub-modules is such a model either') from None
+    raise AssertionError('unreachable: _is_host(model) was False')
 
 
 def _resolve_head(model: nn.Module) -> list[nn.Parameter]:
@@ -159,6 +162,7 @@ class PromptModel(nn.Module):
         roles = [t for t in self.train_spec if t in roles_of]
         extra = [t for t in self.train_spec if t not in roles_of]
         self.base_model = model
+        self.full_finetune = False
         model.requires_grad_(False)  # attach_prompts freezes the host; the rest of the model (heads, text tower) too
         self.host, self.prompt, self.train_roles = attach_prompts(host_module, self.prompt_config, roles)
         for name in extra:
@@ -198,6 +202,15 @@ class PromptModel(nn.Module):
         if mode and getattr(self.prompt, 'host_eval', False):
             self.host.model.eval()
         return self
+
+    @property
+    def backbone(self) -> nn.Module:
+        """The host module inside ``base_model`` (the attribute every promptkit wrapper has)."""
+        return self.host.model
+
+    def artifact_info(self) -> dict:
+        """What :meth:`from_pretrained` needs beyond the strategy config, recorded in ``prompt_config.json``."""
+        return dict(host_path=self.host_path, train=list(self.train_spec))
 
     def get_base_model(self) -> nn.Module:
         """The wrapped model, prompts still attached."""
@@ -263,7 +276,7 @@ class PromptModel(nn.Module):
             raise ValueError(f'{config_file} was not written by PromptModel.save_pretrained (it describes '
                              f'{[t.get("module") for t in info.get("targets", [])]}); load config-trained prompts '
                              'with tools/test.py or promptkit.artifacts.load_prompts on the model the config builds')
-        pm = cls(model, target['prompt_config'], target['train'], host=target['host_path'])
+        pm = cls(model, target.get('prompt_cfg'), target['train'], host=target['host_path'])
         try:
             load_prompts(pm, osp.join(folder, TENSORS))
         except Exception:

@@ -132,7 +132,7 @@ def test_locating_and_train_names():
         get_prompt_model(timm_vit(), prompt=None, train=('nothing',))
     with pytest.raises(ValueError, match='already has prompts'):
         get_prompt_model(torch.nn.Sequential(pm), prompt=PROMPT)
-    with pytest.raises(TypeError, match='cannot prompt'):
+    with pytest.raises(TypeError, match='cannot attach prompts'):
         get_prompt_model(torch.nn.Linear(3, 3), prompt=PROMPT)
     assert promptkit.get_prompt_model is get_prompt_model
 
@@ -148,7 +148,7 @@ def test_mmaction_recognizer(clip):
     pm = get_prompt_model(rec, prompt=PROMPT, train=('head',))
     assert pm.host_path == 'backbone'
     trainable = {n for n, p in pm.named_parameters() if p.requires_grad}
-    assert {'base_model.cls_head.fc_cls.weight', 'prompt.prompt_k'} <= trainable
+    assert 'base_model.cls_head.fc_cls.weight' in trainable and any(n.startswith('prompt.') for n in trainable)
     assert not any(n.startswith('base_model.backbone.blocks') for n in trainable)
     feats = pm.extract_feat(clip[:, None])[0]  # an attribute of the recognizer, through the wrapper
     assert feats.shape == (2, 48)

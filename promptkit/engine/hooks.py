@@ -7,30 +7,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import nn
 
+from ..artifacts import TENSORS, frozen_fingerprint, save_prompts, trainable_table, trained_state_dict
 from ..registry import HOOKS
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
-
-
-def frozen_fingerprint(model: nn.Module) -> str:
-    """Fingerprint of every frozen parameter: the base a set of prompts belongs to."""
-    from ..checkpoint import fingerprint
-    return fingerprint({n: p for n, p in model.named_parameters() if not p.requires_grad})
-
-
-def trained_state_dict(model: nn.Module) -> dict:
-    """The tensors a run changes: trainable parameters, and buffers except those of frozen prompted hosts
-    (their buffers, e.g. VideoMAE's sinusoid ``pos_embed``, come with the base weights)."""
-    from ..hosts import Host
-    # Every promptkit wrapper (PromptedBackbone, the image classifiers, PromptModel) holds its host as `.host`.
-    hosts = {id(m.host.model) for m in model.modules() if isinstance(getattr(m, 'host', None), Host)
-             and not all(p.requires_grad for p in m.host.model.parameters())}
-    frozen_hosts = tuple(f'{name}.' for name, m in model.named_modules() if id(m) in hosts and name)
-    keep = {n for n, p in model.named_parameters() if p.requires_grad}
-    keep |= {n for n, _ in model.named_buffers() if not n.startswith(frozen_hosts)}
-    return {k: v for k, v in model.state_dict().items() if k in keep}
 
 
 @HOOKS.register_module()
@@ -42,7 +24,11 @@ class PromptCheckpointHook(Hook):
       Optimizer and scheduler states are kept, so ``--resume`` works.
     - ``after_load_checkpoint``: a promptkit checkpoint must match the frozen base the config built (from its
       ``pretrained=`` path) and must hold every trainable tensor; otherwise one error says which and how to fix.
+    - ``before_train``: the table of trainable parameters of the whole model (head included) goes to
+      ``<log dir>/trainable_parameters.txt``, its summary line to the log.
     - ``after_train``: writes ``prompts.safetensors`` and ``prompt_config.json`` into the work dir.
+
+    The fingerprints, trained state and prompt files themselves are :mod:`promptkit.artifacts`'.
     """
 
     priority = 'LOW'
@@ -80,11 +66,17 @@ class PromptCheckpointHook(Hook):
             raise RuntimeError(f'the checkpoint lacks trainable tensors {missing[:10]}: it was written for another '
                                'prompt configuration than this config builds')
 
+    def before_train(self, runner) -> None:
+        table = trainable_table(_unwrap(runner.model))
+        path = osp.join(runner.log_dir, 'trainable_parameters.txt')
+        with open(path, 'w') as f:
+            f.write(table + '\n')
+        runner.logger.info(f'promptkit: {table.splitlines()[-1]} (table: {path})')
+
     def after_train(self, runner) -> None:
-        from ..artifacts import save_prompts
         save_prompts(_unwrap(runner.model), runner.work_dir, base_fingerprint=self._base(runner),
                      config=runner.cfg.get('model'))
-        runner.logger.info(f'promptkit: prompts written to {osp.join(runner.work_dir, "prompts.safetensors")}')
+        runner.logger.info(f'promptkit: prompts written to {osp.join(runner.work_dir, TENSORS)}')
 
 
-__all__ = ['PromptCheckpointHook', 'trained_state_dict', 'frozen_fingerprint']
+__all__ = ['PromptCheckpointHook']
