@@ -1,5 +1,5 @@
 # `make demo` and `make test` work on a fresh machine: the first call makes .venv and installs promptkit with
-# its pinned stack (about 3 minutes, mostly torch), later calls reuse it.
+# the tested stack of constraints.txt (about 3 minutes, mostly torch), later calls reuse it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
@@ -7,9 +7,9 @@ PY := $(VENV)/bin/python
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -e '.[test]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[test]'
 	touch $@
 
 demo: $(VENV)/.installed
