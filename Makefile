@@ -9,7 +9,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -c constraints.txt -e '.[test]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[test,t2i,vis]'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -5,7 +5,6 @@ import csv
 import os
 import os.path as osp
 
-import torch
 from mmaction.evaluation.metrics import ConfusionMatrix
 from mmengine.logging import MMLogger, print_log
 
