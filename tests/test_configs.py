@@ -12,6 +12,8 @@ from conftest import ROOT, TINY_VIT
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*', '*.py')))
 # Image-classifier configs (vapt/, approx_prompt/clip-*) are built by test_image_classifier.py.
 CONFIGS = [c for c in CONFIGS if '/_base_/' not in c and '/vapt/' not in c and '/approx_prompt/clip-' not in c]
+# FrameTower configs (st_adapter/clip-*, st_adapter/frames_demo*) are built by test_frame_tower.py.
+CONFIGS = [c for c in CONFIGS if '/st_adapter/clip-' not in c and '/st_adapter/frames_demo' not in c]
 
 
 @pytest.fixture(scope='module')

@@ -4,6 +4,7 @@ from torch import nn
 
 from ..registry import HOSTS, registered_for
 from .base import Host
+from .frame_tower import FrameTowerHost
 from .mmaction import MMActionViTHost
 from .open_clip import OpenCLIPVisualHost
 from .timm import TimmViTHost
@@ -20,4 +21,4 @@ def find_host(model: nn.Module) -> Host:
                     f'the registered hosts understand {known}. A host of your own: docs/adding_a_host.md')
 
 
-__all__ = ['Host', 'HOSTS', 'MMActionViTHost', 'OpenCLIPVisualHost', 'TimmViTHost', 'find_host']
+__all__ = ['Host', 'HOSTS', 'FrameTowerHost', 'MMActionViTHost', 'OpenCLIPVisualHost', 'TimmViTHost', 'find_host']
