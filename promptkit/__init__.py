@@ -10,7 +10,7 @@ from .attention import attention_impl, attention_reference, prompted_attention  
 from .core import HOOKS, SiteInfo, resolve_layers  # noqa: E402
 from .registry import DATASETS, HOOKS as ENGINE_HOOKS, MODELS, PROMPTS  # noqa: E402
 from . import strategies, hosts, models, engine, datasets  # noqa: E402,F401
-from .models import OpenCLIPClassifier, PromptedBackbone, TimmClassifier  # noqa: E402
+from .models import OpenCLIPClassifier, PromptedBackbone, PromptedTextToImage, TimmClassifier  # noqa: E402
 from .strategies import (AdaptivePrompt, ApproxPrompt, AttentionPrompt, DeepPrompt, PromptStrategy,  # noqa: E402
                          ShallowPrompt, STAdapter)
 
@@ -18,4 +18,4 @@ __version__ = '0.1.0'
 __all__ = ['PROMPTS', 'MODELS', 'DATASETS', 'ENGINE_HOOKS', 'HOOKS', 'SiteInfo', 'resolve_layers',
            'prompted_attention', 'attention_impl', 'attention_reference', 'PromptStrategy', 'AttentionPrompt',
            'AdaptivePrompt', 'ApproxPrompt', 'DeepPrompt', 'ShallowPrompt', 'STAdapter', 'PromptedBackbone',
-           'TimmClassifier', 'OpenCLIPClassifier']
+           'TimmClassifier', 'OpenCLIPClassifier', 'PromptedTextToImage']

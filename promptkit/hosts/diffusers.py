@@ -81,7 +81,7 @@ class DiffusersUNetHost(Host):
             cross = bool(attn.is_cross_attention)
             info = _site_info(name=name, layer=i, num_layers=len(found), dim=attn.query_dim, num_heads=attn.heads,
                               head_dim=attn.inner_dim // attn.heads, kind='cross' if cross else 'self',
-                              layout='spatial', block=block_name, patch_size=(1, 1),
+                              layout='spatial', block=block_name,
                               context_dim=attn.cross_attention_dim if cross else None)
             yield info, attn, None
 
