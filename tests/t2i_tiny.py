@@ -57,7 +57,8 @@ def tiny_sd_folder(folder: str, seed: int = 0, vae: bool = True, unet: dict | No
         vae=AutoencoderKL(**TINY_VAE) if vae else None, text_encoder=text,
         tokenizer=CLIPTokenizer.from_pretrained(tok_dir), unet=tiny_unet(seed, **(unet or {})),
         scheduler=DDPMScheduler(num_train_timesteps=1000, beta_schedule='scaled_linear', beta_start=0.00085,
-                                beta_end=0.012), safety_checker=None, feature_extractor=None,
+                                beta_end=0.012, clip_sample=False, steps_offset=1),
+        safety_checker=None, feature_extractor=None,
         requires_safety_checker=False)
     pipe.save_pretrained(folder)
     return folder
