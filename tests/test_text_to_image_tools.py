@@ -67,6 +67,10 @@ def test_train_writes_prompts_and_sample_grids(trained):
     assert (work / 'samples' / 'iter_2.png').exists() and (work / 'samples' / 'iter_3.png').exists()
     assert list(work.glob('*/vis_data/vis_image/samples_2.png'))
     assert 'loss_prior' in log
+    import torch
+    ckpt = torch.load(work / 'iter_3.pth', map_location='cpu', weights_only=True)
+    assert ckpt['state_dict'] and all(k.startswith('prompt.') for k in ckpt['state_dict'])
+    assert ckpt['meta']['promptkit']['base_fingerprint']
 
 
 def test_generate_writes_images_from_the_prompt_file(data, trained, tmp_path):
@@ -86,3 +90,43 @@ def test_two_process_gloo_ddp(data, tmp_path):
     run('tools/train.py', CONFIG, '--launcher', 'pytorch', '--work-dir', str(tmp_path),
         *_options(data, **{'train_cfg.max_iters': 2}), torchrun=True)
     assert (tmp_path / 'prompts.safetensors').exists()
+
+
+T2I_CONFIGS = ['configs/approx_prompt/sd15_dreambooth.py', 'configs/apt/sd15_kv-prompt_dreambooth.py',
+               'configs/lora/sd15_lora_dreambooth.py', 'configs/approx_prompt/sd15_text2image.py',
+               'configs/approx_prompt/sdxl_dreambooth.py']
+
+
+def test_text_to_image_configs_build(data, tmp_path):
+    """Every text-to-image config builds its model and data set on tiny SD / SDXL folders; one loss step runs."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from PIL import Image
+    from promptkit.registry import DATASETS, MODELS
+    from t2i_tiny import tiny_sdxl_folder
+    sdxl = tiny_sdxl_folder(str(tmp_path / 'sdxl'), unet=dict(block_out_channels=(32, 32)))  # TODO seam: (32, 64)
+    captioned = _images(tmp_path / 'captioned', 2, 2)
+    with open(os.path.join(captioned, 'metadata.jsonl'), 'w') as f:
+        f.write('{"file_name": "0.png", "text": "a red cube"}\n{"file_name": "1.png", "text": "a blue ball"}\n')
+    assert Image.open(os.path.join(captioned, '0.png')).size == (48, 40)
+    found = sorted(os.path.relpath(p, ROOT) for p in __import__('glob').glob(f'{ROOT}/configs/*/*.py')
+                   if 'PromptedTextToImage' in open(p).read() or '/lora/' in p or 'sd15_' in p or 'sdxl_' in p)
+    assert sorted(T2I_CONFIGS) == found
+    for path in T2I_CONFIGS:
+        cfg = Config.fromfile(os.path.join(ROOT, path))
+        init_default_scope(cfg.default_scope)
+        cfg.model.pretrained = sdxl if 'sdxl' in path else data['sd']
+        if 'sdxl' in path:
+            cfg.model.pop('frozen_dtype')  # float16 matmuls are slow on CPU; the cast itself is config-independent
+        ds = cfg.train_dataloader.dataset
+        if ds.type == 'DreamBoothDataset':
+            ds.update(instance_data_root=data['instance'], class_data_root=data['cls'], resolution=32)
+        else:
+            ds.update(data_root=captioned, resolution=32)
+        model = MODELS.build(cfg.model)
+        dataset = DATASETS.build(ds)
+        items = [dataset[0], dataset[1]]
+        losses = model([i['inputs'] for i in items], [i['data_samples'] for i in items], mode='loss')
+        assert all(v.isfinite() for v in losses.values()), path
+        assert ('loss_prior' in losses) == (ds.type == 'DreamBoothDataset')
+        assert model.num_trainable() > 0 and (model.lora_cfg is not None) == ('lora' in path)
