@@ -14,7 +14,6 @@ Weights are never downloaded and never resized: a checkpoint that does not fit t
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 
 from ._compat import allow_mmengine_checkpoints
 
-__all__ = ['CheckpointError', 'read_state_dict', 'videomae_to_mmaction', 'load_videomae_backbone', 'fingerprint']
+__all__ = ['CheckpointError', 'read_state_dict', 'videomae_to_mmaction', 'load_videomae_backbone']
 
 #: Keys under which checkpoints nest their weights, unwrapped in this order (repeatedly).
 _WRAPPER_KEYS = ('state_dict', 'model', 'module')
@@ -250,23 +249,3 @@ def load_videomae_backbone(backbone: nn.Module, path: str, logger: Any = None) -
               f'missing (kept at init): {allowed or "none"}', logger=logger)
     return {'path': path, 'format': fmt, 'loaded': matched, 'missing': allowed, 'ignored': extras['ignored'],
             'head': extras['head']}
-
-
-def fingerprint(tensors: Mapping[str, Tensor]) -> str:
-    """A short sha256 over the names, shapes, dtypes and raw bytes of ``tensors`` (order-independent).
-
-    Args:
-        tensors: Name -> tensor, on any device, any dtype (bfloat16 included).
-
-    Returns:
-        The first 16 hex digits of the digest.
-    """
-    h = hashlib.sha256()
-    for key in sorted(tensors):
-        t = tensors[key]
-        if not isinstance(t, Tensor):
-            raise TypeError(f'fingerprint: {key!r} is a {type(t).__name__}, not a tensor')
-        data = t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
-        h.update(f'{key}\0{tuple(t.shape)}\0{t.dtype}\0{data.nbytes}\n'.encode())
-        h.update(data)
-    return h.hexdigest()[:16]

@@ -4,12 +4,18 @@
 ``promptkit.`` prefix, e.g. ``backbone=dict(type='promptkit.PromptedBackbone', ...)``.
 ``PROMPTS`` holds the prompt strategies; wrappers build their ``prompt=dict(type=...)`` from it, so a user's own
 strategy only needs ``@PROMPTS.register_module()`` in a module named by ``custom_imports``.
+``HOSTS`` and ``SITES`` hold the classes that locate sites in a model and run one host module class; unlike the
+others they are looked up by the *class of a module* (:func:`registered_for`, ``isinstance`` as PEFT dispatches),
+so a user's own host is one decorated class in a module of their own.
 """
+import sys
+from typing import Any
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
+from torch import nn
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, scope='promptkit', locations=['promptkit.models'])
 # MMEngine has no root for prompt strategies, so PROMPTS is a root of its own in the promptkit scope.
@@ -18,3 +24,35 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='promptkit', loca
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='promptkit', locations=['promptkit.engine'])
 # A child of MMEngine's root, so mmcv's transforms stay reachable from the promptkit scope (image pipelines).
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='promptkit', locations=['promptkit.datasets'])
+# Hosts and sites: looked up by module class with registered_for(), registered by name like every registry.
+HOSTS = Registry('host', scope='promptkit', locations=['promptkit.hosts'])
+SITES = Registry('site', scope='promptkit', locations=['promptkit.sites'])
+
+
+def target_classes(targets: tuple[Any, ...]) -> list[type]:
+    """Resolve ``targets`` (classes, or dotted paths ``'pkg.module.Class'``) to classes. A path resolves only once
+    its module is imported: no model of that class can exist before, so nothing is imported here."""
+    out = []
+    for t in targets:
+        if isinstance(t, type):
+            out.append(t)
+            continue
+        module, _, name = t.rpartition('.')
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            out.append(cls)
+    return out
+
+
+def registered_for(registry: Registry, module: nn.Module) -> type | None:
+    """The class in ``registry`` (``HOSTS`` or ``SITES``) whose ``targets`` match ``module`` by ``isinstance``; the
+    most specific target wins (the earliest in the module's method resolution order; on a tie, the class
+    registered last, so a user's own class overrides promptkit's). None when none does."""
+    registry.import_from_location()
+    mro = type(module).__mro__
+    best, depth = None, len(mro)
+    for cls in registry.module_dict.values():
+        for target in target_classes(getattr(cls, 'targets', ())):
+            if isinstance(module, target) and mro.index(target) <= depth:  # later registrations win ties
+                best, depth = cls, mro.index(target)
+    return best

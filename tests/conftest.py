@@ -59,3 +59,8 @@ def train_steps_keep_frozen(model: torch.nn.Module, steps: int = 3, lr: float = 
     changed = [n for n, p in model.named_parameters() if n in frozen and not torch.equal(p, frozen[n])]
     assert not changed, f'frozen parameters changed: {changed}'
     return before
+
+
+def stacked(params) -> torch.Tensor:
+    """A strategy's per-site parameters (a ParameterList of equal shapes) as one stacked tensor."""
+    return torch.stack([p.detach() for p in params])

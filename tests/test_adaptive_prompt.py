@@ -37,7 +37,7 @@ def randomise(vapt: AdaptivePrompt) -> AdaptivePrompt:
 
 
 def test_parameter_count_matches_the_closed_form():
-    """METHODS.md §3.2: Np=10, K=2, r=8, 11 adaptive layers on ViT-B/16 -> about 55.6K without the head."""
+    """docs/methods.md §3: Np=10, K=2, r=8, 11 adaptive layers on ViT-B/16 -> about 55.6K without the head."""
     vapt = AdaptivePrompt(num_tokens=10)
     vapt.setup(vit_b16_sites())
     D, Np, L, K, r, hw = 768, 10, 11, 2, 8, 13 * 13
@@ -161,8 +161,9 @@ def test_at_init_vapt_equals_vpt_deep_with_zero_deep_prompts():
     _, vpt, _ = attach_prompts(model, dict(type='DeepPrompt', num_tokens=NP))
     vpt.eval()
     with torch.no_grad():
-        vpt.prompt.zero_()
-        vpt.prompt[0] = vapt.prompt[0]
+        for p in vpt.prompt:
+            p.zero_()
+        vpt.prompt[0].copy_(vapt.prompt[0])
         ref = model(x)
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
 
@@ -170,10 +171,10 @@ def test_at_init_vapt_equals_vpt_deep_with_zero_deep_prompts():
 def test_static_layers_option():
     vapt = AdaptivePrompt(num_tokens=NP, static_layers=2)
     vapt.setup(tiny_sites())
-    assert vapt.prompt.shape == (2, NP, C) and len(vapt.token_proj) == 1
+    assert len(vapt.prompt) == 2 and vapt.prompt[0].shape == (NP, C) and len(vapt.token_proj) == 1
     none_static = AdaptivePrompt(num_tokens=NP, static_layers=0)
     none_static.setup(tiny_sites())
-    assert none_static.prompt is None and len(none_static.token_proj) == 3
+    assert len(none_static.prompt) == 0 and len(none_static.token_proj) == 3
     model = tiny_timm()
     attach_prompts(model, dict(type='AdaptivePrompt', num_tokens=NP, static_layers=0))
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5)

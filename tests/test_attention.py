@@ -114,7 +114,7 @@ def test_split_refuses_what_it_cannot_run_and_impl_is_scoped():
 
 def test_split_in_a_model_gives_concat_output_and_gradients_and_keeps_less_for_backward(tiny_vit, clip):
     """The APT model trains the same with either implementation; split keeps no K/V copies for backward."""
-    from promptkit.cost import saved_activation_bytes
+    from promptkit.analysis import saved_activation_bytes
     from promptkit.models import PromptedBackbone
     torch.manual_seed(0)
     model = PromptedBackbone(tiny_vit, prompt=dict(type='AttentionPrompt', num_tokens=6, dropout=0.0))

@@ -12,7 +12,8 @@ import torch
 from safetensors.torch import save_file
 
 from promptkit._compat import stub_mmaction_drn
-from promptkit.checkpoint import (CheckpointError, fingerprint, load_videomae_backbone, read_state_dict,
+from promptkit.artifacts import fingerprint
+from promptkit.checkpoint import (CheckpointError, load_videomae_backbone, read_state_dict,
                                   videomae_to_mmaction)
 
 stub_mmaction_drn()

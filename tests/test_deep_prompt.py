@@ -1,10 +1,10 @@
 """VPT baselines on the VideoMAE host: token insertion, replacement and removal."""
+import pytest
 import torch
+from conftest import stacked
 
 from promptkit import DeepPrompt, PromptedBackbone, SiteInfo
 from promptkit.core import resolve_layers
-
-import pytest
 
 
 def record_lengths(model):
@@ -34,7 +34,7 @@ def test_deep_prompts_replace_slots_and_leave_before_pooling(tiny_vit, clip):
 
 def test_shallow_inserts_once(tiny_vit, clip):
     model = PromptedBackbone(tiny_vit, prompt=dict(type='ShallowPrompt', num_tokens=2))
-    assert model.prompt.prompt.shape == (1, 2, 48)
+    assert len(model.prompt.prompt) == 1 and model.prompt.prompt[0].shape == (2, 48)
     assert model(clip).shape == (2, 48)
 
 
@@ -42,8 +42,28 @@ def test_deep_prompt_count_and_init():
     sites = [SiteInfo(name=f'b{i}', layer=i, num_layers=12, dim=768, num_heads=12, head_dim=64) for i in range(12)]
     s = DeepPrompt(num_tokens=10)
     s.setup(sites)
-    assert s.prompt.numel() == 12 * 10 * 768
-    assert s.prompt.abs().max() <= (6 / (3 * 16 * 16 + 768)) ** 0.5
+    assert sum(p.numel() for p in s.prompt.parameters()) == 12 * 10 * 768
+    assert stacked(s.prompt).abs().max() <= (6 / (3 * 16 * 16 + 768)) ** 0.5
+
+
+@pytest.mark.parametrize('prompt', [dict(type='DeepPrompt', num_tokens=6, dropout=0.5),
+                                    dict(type='AdaptivePrompt', num_tokens=6, dropout=0.5, static_layers=1)])
+def test_prompt_dropout_draws_one_mask_per_sample(prompt):
+    """As the official VPT / VAPT code (dropout on the prompts expanded to the batch): two samples of one batch get
+    different masks, and the inserted tokens equal dropout(P.expand(B, T, C)) under the same seed."""
+    from promptkit.models import build_prompt
+    sites = [SiteInfo(name=f'b{i}', layer=i, num_layers=2, dim=48, num_heads=4, head_dim=12, num_prefix_tokens=1,
+                      grid=(4, 4)) for i in range(2)]
+    s = build_prompt(prompt)
+    s.setup(sites)
+    s.train()
+    x = torch.randn(2, 17, 48)
+    torch.manual_seed(7)
+    y = s.block_input(s.sites[0], x)[:, 1:7]  # (B, T, C) inserted prompts
+    torch.manual_seed(7)
+    expected = torch.nn.functional.dropout(s.prompt[0].expand(2, -1, -1), 0.5, training=True)
+    torch.testing.assert_close(y, expected, atol=0, rtol=0)
+    assert not torch.equal(y[0] == 0, y[1] == 0)
 
 
 def test_resolve_layers():

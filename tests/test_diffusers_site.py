@@ -35,9 +35,6 @@ class Probe(PromptStrategy):
     def uses(self, hook, site):
         return hook in self.active_hooks and super().uses(hook, site)
 
-    def index(self, site):
-        return [s.name for s in self.sites].index(site.name)
-
     def extra_kv(self, site, q):
         i = self.index(site)
         return self.pk[i], self.pv[i]
@@ -276,7 +273,7 @@ def test_extra_flops_equal_the_closed_forms(prompt):
     spec = importlib.util.spec_from_file_location('t2i_flops', f'{ROOT}/tools/analysis/t2i_flops.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
-    unet = tiny_unet(block_out_channels=(32, 32)).eval()  # TODO seam: (32, 64) once strategies are per site
+    unet = tiny_unet().eval()  # widths 32 and 64
     x, t, ctx = _unet_inputs(B=1)
     t = t[:1]
     tokens = {}

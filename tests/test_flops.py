@@ -17,7 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count
 
 import promptkit
-from promptkit.cost import COLUMNS
+from promptkit.analysis import COLUMNS
 from promptkit.flops import count_flops, flop_counter, flops_breakdown, install_sdpa_flop_formulas
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,9 +123,11 @@ def test_vpt_extra_flops_closed_form(depth: int, layers, deep: bool) -> None:
 
 
 def test_prompt_cost_tool_on_demo_config(tmp_path: Path) -> None:
+    """The command line on a video and an image config (the open_clip digits demo, zero-shot head)."""
     cmd = [sys.executable, str(REPO / 'tools/analysis/prompt_cost.py'), str(REPO / 'configs/apt/videomae_demo.py'),
+           str(REPO / 'configs/vapt/vapt_clip_digits_demo.py'),
            '--work-dir', str(tmp_path), '--device', 'cpu', '--repeats', '2', '--warmup', '1', '--train-batch', '2',
-           '--threads', '1', '--cfg-options', 'model.backbone.pretrained=None']
+           '--threads', '1']
     out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert '| videomae_demo |' in out.stdout
@@ -145,3 +147,6 @@ def test_prompt_cost_tool_on_demo_config(tmp_path: Path) -> None:
     assert 0 < int(row['trainable_params']) < int(row['total_params'])
     assert float(row['latency_ms']) > 0 and float(row['train_step_ms']) > 0
     assert 'multiply-add = 2 FLOPs' in (tmp_path / 'prompt_cost.md').read_text()
+    image = rows[1]
+    assert '| vapt_clip_digits_demo |' in out.stdout
+    assert image['input_shape'] == '3x32x32' and int(image['extra_flops']) > 0 and float(image['train_step_ms']) > 0

@@ -129,7 +129,7 @@ def test_real_configs_are_the_recipe():
 
 
 def test_vit_b16_vapt_trains_exactly_vapt_and_head():
-    """The real ViT-B/16 VAPT model (no weights): 55,608 prompt parameters (METHODS.md §3.2) + a 768 -> K head."""
+    """The real ViT-B/16 VAPT model (no weights): 55,608 prompt parameters (docs/methods.md §3) + a 768 -> K head."""
     cfg = Config.fromfile(osp.join(ROOT, 'configs/vapt/vapt_vit-b16_vtab-dtd.py'))
     cfg.model.pretrained = None
     model = TimmClassifier(**{k: v for k, v in cfg.model.items() if k != 'type'})

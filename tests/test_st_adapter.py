@@ -33,7 +33,7 @@ def randomise(strategy: torch.nn.Module) -> None:
 
 
 def reference_adapter(adapter, z, grid, activation=None):
-    """One adapter written out from METHODS.md §4.2, with the convolution as explicit loops over kernel offsets on
+    """One adapter written out from docs/methods.md §4, with the convolution as explicit loops over kernel offsets on
     a zero-padded (t, h, w) grid; independent of ``nn.Conv3d`` and of promptkit's reshapes."""
     B, N, _ = z.shape
     t, h, w = grid
@@ -139,7 +139,7 @@ def test_trainable_count_vit_b(positions, layers, kernel, n):
     s.setup(vit_b_sites())
     k = kernel[0] * kernel[1] * kernel[2]
     assert sum(p.numel() for p in s.parameters()) == n * per_adapter(768, 384, k)
-    assert per_adapter(768, 384) == 592_512  # METHODS.md §4.2: 7.11M for 12 adapters, 14.22M for 24
+    assert per_adapter(768, 384) == 592_512  # docs/methods.md §4: 7.11M for 12 adapters, 14.22M for 24
     if layers == 4:
         assert s.targeted == [8, 9, 10, 11]  # official adapter_layers=4: the last 4 blocks
 
@@ -235,13 +235,13 @@ def test_wrong_grid_fails_naming_the_grid():
 
 
 def test_image_hosts_and_grids_without_time_are_refused():
-    with pytest.raises(ValueError, match=r'needs a video host.*grid=\(14, 14\).*no time axis'):
+    with pytest.raises(ValueError, match=r"needs video.*layout 'tokens' and grid=\(14, 14\).*FrameTower"):
         STAdapter().setup(vit_b_sites(grid=(14, 14), prefix=1))
-    with pytest.raises(ValueError, match=r'needs a video host.*grid=None.*no static token grid'):
+    with pytest.raises(ValueError, match=r'needs video.*grid=None'):
         STAdapter().setup(vit_b_sites(grid=None))
     from timm.models.vision_transformer import VisionTransformer
     vit = VisionTransformer(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=4, num_classes=5)
-    with pytest.raises(ValueError, match='needs a video host.*timm, open_clip'):
+    with pytest.raises(ValueError, match='needs video.*FrameTower'):
         attach_prompts(vit, dict(type='STAdapter', width=4))
 
 

@@ -12,7 +12,7 @@ from promptkit.artifacts import save_prompts  # noqa: E402
 from t2i_tiny import TINY_TEXT, TINY_UNET, tiny_sd_folder, tiny_tokenizer_files  # noqa: E402
 
 #: Two widths, so every strategy runs with per-site parameters.
-UNET = dict(block_out_channels=(32, 32))  # TODO seam: (32, 64) once strategies are per site
+UNET = dict(block_out_channels=(32, 64))
 APPROX = dict(type='ApproxPrompt', num_tokens=4)
 KV = dict(type='AttentionPrompt', num_tokens=2, train_head_norm=False)
 

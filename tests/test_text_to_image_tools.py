@@ -39,8 +39,8 @@ def _images(folder, n, seed):
 def data(tmp_path_factory):
     from t2i_tiny import tiny_sd_folder
     root = tmp_path_factory.mktemp('t2i_tools')
-    sd = tiny_sd_folder(str(root / 'sd'), unet=dict(block_out_channels=(32, 32)))  # TODO seam: (32, 64)
-    other = tiny_sd_folder(str(root / 'other'), seed=1, unet=dict(block_out_channels=(32, 32)))
+    sd = tiny_sd_folder(str(root / 'sd'))  # widths 32 and 64
+    other = tiny_sd_folder(str(root / 'other'), seed=1)
     return dict(root=root, sd=sd, other=other, instance=_images(root / 'instance', 3, 0),
                 cls=_images(root / 'class', 2, 1))
 
@@ -104,7 +104,7 @@ def test_text_to_image_configs_build(data, tmp_path):
     from PIL import Image
     from promptkit.registry import DATASETS, MODELS
     from t2i_tiny import tiny_sdxl_folder
-    sdxl = tiny_sdxl_folder(str(tmp_path / 'sdxl'), unet=dict(block_out_channels=(32, 32)))  # TODO seam: (32, 64)
+    sdxl = tiny_sdxl_folder(str(tmp_path / 'sdxl'), unet=dict(block_out_channels=(32, 64)))
     captioned = _images(tmp_path / 'captioned', 2, 2)
     with open(os.path.join(captioned, 'metadata.jsonl'), 'w') as f:
         f.write('{"file_name": "0.png", "text": "a red cube"}\n{"file_name": "1.png", "text": "a blue ball"}\n')

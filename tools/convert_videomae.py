@@ -16,7 +16,8 @@ import sys
 
 import torch
 
-from promptkit.checkpoint import CheckpointError, fingerprint, read_state_dict, videomae_to_mmaction
+from promptkit.artifacts import fingerprint
+from promptkit.checkpoint import CheckpointError, read_state_dict, videomae_to_mmaction
 
 
 def convert(src: str, dst: str, num_classes: int | None = None, trust_pickle: bool = False) -> dict:

@@ -43,7 +43,7 @@ def main() -> None:
     torch.set_flush_denormal(True)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist; pass the .pth written by '
-                                'tools/train.py (e.g. work_dirs/<config>/best_*.pth or epoch_*.pth)')
+                                'tools/train.py (e.g. work_dirs/<config>/epoch_<last>.pth) or its prompts.safetensors')
     cfg = Config.fromfile(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)

@@ -1,4 +1,4 @@
-# FGVC data for the VAPT / VPT recipe (METHODS.md §3.3): train = resize the short side to 256, random 224 crop,
+# FGVC data for the VAPT / VPT recipe (docs/methods.md §3): train = resize the short side to 256, random 224 crop,
 # horizontal flip; test = resize 256, center crop 224; ImageNet mean/std (the model's data preprocessor).
 # VPT's splits: <data_root>/{train.json, val.json, test.json} mapping "relative/path.jpg" to a label, paths under
 # <data_root>/images. Class folders instead (<root>/train/<class>/*.jpg): use type='promptkit.ImageFolderDataset'

@@ -1,4 +1,4 @@
-# The VAPT / VPT recipe for image classification (METHODS.md §3.3), shared by configs/vapt/*: SGD (momentum 0.9),
+# The VAPT / VPT recipe for image classification (docs/methods.md §3), shared by configs/vapt/*: SGD (momentum 0.9),
 # lr = base_lr x batch / 256, 10 linear warm-up epochs then cosine, both stepped per epoch, 100 epochs, batch 64,
 # softmax cross-entropy (the models' loss). Model and data configs set the rest.
 # Scope: mmaction2's, for its AccMetric (the predictions are mmaction2 ActionDataSamples); promptkit's own types
@@ -13,9 +13,13 @@ base_lr = 5.0
 weight_decay = 1e-4
 num_epochs, warmup_epochs = 100, 10
 
+# The official SGD optimiser exempts exactly one tensor from weight decay, the classifier's bias; every other
+# trained tensor is decayed, the biases of the prompt modules included (so not bias_decay_mult=0). `head.bias` is
+# that bias in TimmClassifier (backbone.head.bias) and in OpenCLIPClassifier's linear head (head.bias).
 optim_wrapper = dict(
     type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=base_lr * batch_size / 256, momentum=0.9, weight_decay=weight_decay))
+    optimizer=dict(type='SGD', lr=base_lr * batch_size / 256, momentum=0.9, weight_decay=weight_decay),
+    paramwise_cfg=dict(custom_keys={'head.bias': dict(decay_mult=0.0)}))
 # VPT's WarmupCosineSchedule, stepped once per epoch: lr x e/10 in warm-up epoch e, then a half cosine to 0. MMEngine's
 # LinearLR reaches the full lr one epoch earlier (0.001, 0.112, ..., 1.0 at epoch 9), then the cosine runs.
 param_scheduler = [

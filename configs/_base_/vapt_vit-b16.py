@@ -1,5 +1,5 @@
 # A supervised ViT-B/16 (timm's `vit_base_patch16_224`: class token, final norm, linear head on the class token)
-# with VAPT as the official README runs it (METHODS.md §3.2-3.3): 10 prompts per block, static prompts in block 0
+# with VAPT as the official README runs it (docs/methods.md §3): 10 prompts per block, static prompts in block 0
 # (dropout 0.1), adaptive prompts from block 1 on (2x2 channel-shared kernel, shared feature projector of width 8,
 # dropout 0.1), frozen backbone kept in eval mode; trains prompts + head (55,608 + 769 K parameters).
 # The head starts as in the official code (Kaiming-normal fan-out weights, bias -log 99).

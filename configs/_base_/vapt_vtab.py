@@ -1,4 +1,4 @@
-# VTAB-1k data for the VAPT / VPT recipe (METHODS.md §3.3): images resized to 224x224, no augmentation,
+# VTAB-1k data for the VAPT / VPT recipe (docs/methods.md §3): images resized to 224x224, no augmentation,
 # ImageNet mean/std (set by the model's data preprocessor). Lists as in the common VTAB-1k release:
 # <data_root>/{train800.txt, val200.txt, train800val200.txt, test.txt}, "relative/path.jpg label" per line.
 # Final runs (as here) train on train800val200 and test on test; for the lr/wd grid, train on train800.txt and

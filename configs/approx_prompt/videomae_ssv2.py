@@ -1,4 +1,4 @@
-# Approximated Prompt Tuning (Wu et al., ICCV'23; METHODS.md §2), VideoMAE ViT-B (SSv2 pre-trained, 2400 epochs),
+# Approximated Prompt Tuning (Wu et al., ICCV'23; docs/methods.md §2), VideoMAE ViT-B (SSv2 pre-trained, 2400 epochs),
 # Something-Something V2: the APT-video recipe of configs/apt/videomae_ssv2.py with ApproxPrompt in place of
 # AttentionPrompt. One approximated-prompt branch in every block's attention (after the output projection, before
 # its dropout), M = 200 prompts, rank 4, trained gate: 12 x (200*768 + 2*4*768 + 1) = 1,916,940 prompt parameters
@@ -7,7 +7,7 @@
 #
 # Optimisation: the host recipe, unchanged (AdamW 0.9/0.999, wd 1e-5 without 1-D tensors, lr 0.05 x 64/256,
 # 10 warm-up epochs then cosine, 100 epochs, head init std 2e-5, label smoothing 0.1, RandAugment, 2 repeats).
-# Of the official settings (METHODS.md §2.3: AdamW 0.9/0.98, wd 0.01, lr 5e-4 at batch 256 (ViLT) or 1e-5 to
+# Of the official settings (docs/methods.md §2: AdamW 0.9/0.98, wd 0.01, lr 5e-4 at batch 256 (ViLT) or 1e-5 to
 # 5e-5 with x5 / x10-50 module multipliers (METER), 10% linear warm-up then linear decay, 10 epochs) only the
 # method's own ones are used: M = 200, k = 4, activation dropout 0, gate trained (ViLT). Why: the official
 # optimiser was tuned for 10-epoch fine-tuning of vision-language models on VQA / NLVR2 / retrieval, where the

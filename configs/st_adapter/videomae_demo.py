@@ -1,7 +1,7 @@
 # Demo, stage 2 of 2, with ST-Adapter instead of Attention Prompt Tuning: the frozen stage-1 ViT
 # (configs/apt/videomae_demo_pretrain.py) learns the "diagonal" motions (down-right / down-left / up-right / up-left)
 # through adapters before attention and before the MLP of every block (the SSv2 preset's placement, since the task
-# is about motion), at a small width. The official recipe (METHODS.md §4.3) scaled down; deviations are marked.
+# is about motion), at a small width. The official recipe (docs/methods.md §4) scaled down; deviations are marked.
 _base_ = ['../_base_/apt_videomae_demo.py']
 custom_imports = dict(imports=['promptkit'], allow_failed_imports=False)
 work_dir = './work_dirs/st-adapter_videomae_demo'  # not work_dirs/videomae_demo, which the APT demo writes

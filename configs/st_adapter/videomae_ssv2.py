@@ -1,4 +1,4 @@
-# ST-Adapter, SSv2 preset adapter24x384 (METHODS.md §4.2-4.3; official script
+# ST-Adapter, SSv2 preset adapter24x384 (docs/methods.md §4; official script
 # scripts/train_ssv2_clip_vit_b16_adapter24x384.sh) on the frozen VideoMAE ViT-B (SSv2 pre-trained, 2400 epochs)
 # of configs/apt/videomae_ssv2.py, Something-Something V2.
 # Adapters (width 384, depth-wise (3, 1, 1) conv, no nonlinearity) before attention and before the MLP of all 12

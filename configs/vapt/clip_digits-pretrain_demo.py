@@ -7,4 +7,5 @@ train_dataloader = dict(dataset=dict(digits=digits))
 val_dataloader = dict(dataset=dict(digits=digits))
 test_dataloader = val_dataloader
 model = dict(pretrained=None, head='linear', classnames=None, full_finetune=True)
-optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=0.05))
+# Not the VAPT recipe: plain AdamW, every tensor decayed (no paramwise rule).
+optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-3, weight_decay=0.05), paramwise_cfg=None)

@@ -1,5 +1,5 @@
 # VAPT, supervised ImageNet-21k ViT-B/16 (timm), FGVC CUB-200-2011 with VPT's train/val/test json splits:
-# resize 256 + random crop 224 + flip for training, resize 256 + center crop 224 for testing (METHODS.md §3.3).
+# resize 256 + random crop 224 + flip for training, resize 256 + center crop 224 for testing (docs/methods.md §3).
 # Validation on val.json every 10 epochs keeps the best checkpoint; test with tools/test.py on test.json.
 _base_ = ['../_base_/vapt_fgvc.py', '../_base_/vapt_vit-b16.py']
 

@@ -1,5 +1,5 @@
 # VAPT, supervised ImageNet-21k ViT-B/16 (timm), VTAB-1k natural tasks: the template. Copy it for a task and set
-# the three settings below; the recipe is configs/_base_/vapt_{runtime,vtab,vit-b16}.py (METHODS.md §3.3).
+# the three settings below; the recipe is configs/_base_/vapt_{runtime,vtab,vit-b16}.py (docs/methods.md §3).
 # Natural tasks (folder in the VTAB-1k release: classes): cifar: 100, caltech101: 102, dtd: 47,
 # oxford_flowers102: 102, oxford_iiit_pet: 37, svhn: 10, sun397: 397.
 _base_ = ['../_base_/vapt_vtab.py', '../_base_/vapt_vit-b16.py']

@@ -1,5 +1,5 @@
 # VAPT, supervised ImageNet-21k ViT-B/16 (timm), VTAB-1k specialized tasks: the template. Copy it for a task and set
-# the three settings below; the recipe is configs/_base_/vapt_{runtime,vtab,vit-b16}.py (METHODS.md §3.3).
+# the three settings below; the recipe is configs/_base_/vapt_{runtime,vtab,vit-b16}.py (docs/methods.md §3).
 # Specialized tasks (folder in the VTAB-1k release: classes): patch_camelyon: 2, eurosat: 10, resisc45: 45,
 # diabetic_retinopathy: 5.
 _base_ = ['../_base_/vapt_vtab.py', '../_base_/vapt_vit-b16.py']

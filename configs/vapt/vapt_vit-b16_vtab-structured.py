@@ -1,5 +1,5 @@
 # VAPT, supervised ImageNet-21k ViT-B/16 (timm), VTAB-1k structured tasks: the template. Copy it for a task and set
-# the three settings below; the recipe is configs/_base_/vapt_{runtime,vtab,vit-b16}.py (METHODS.md §3.3).
+# the three settings below; the recipe is configs/_base_/vapt_{runtime,vtab,vit-b16}.py (docs/methods.md §3).
 # Structured tasks (folder in the VTAB-1k release: classes): clevr_count: 8, clevr_dist: 6, dmlab: 6, kitti: 4,
 # dsprites_loc: 16, dsprites_ori: 16, smallnorb_azi: 18, smallnorb_ele: 9.
 _base_ = ['../_base_/vapt_vtab.py', '../_base_/vapt_vit-b16.py']

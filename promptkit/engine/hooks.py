@@ -7,29 +7,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import nn
 
+from ..artifacts import TENSORS, frozen_fingerprint, save_prompts, trainable_table, trained_state_dict
 from ..registry import HOOKS
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if is_model_wrapper(model) else model
-
-
-def frozen_fingerprint(model: nn.Module) -> str:
-    """Fingerprint of every frozen parameter: the base a set of prompts belongs to."""
-    from ..checkpoint import fingerprint
-    return fingerprint({n: p for n, p in model.named_parameters() if not p.requires_grad})
-
-
-def trained_state_dict(model: nn.Module) -> dict:
-    """The tensors a run changes: trainable parameters, and buffers except those of frozen prompted hosts
-    (their buffers, e.g. VideoMAE's sinusoid ``pos_embed``, come with the base weights)."""
-    from ..models import PromptedBackbone
-    frozen_hosts = tuple(f'{name}.backbone.' if name else 'backbone.' for name, m in model.named_modules()
-                         if isinstance(m, PromptedBackbone)
-                         and not all(p.requires_grad for p in m.backbone.parameters()))
-    keep = {n for n, p in model.named_parameters() if p.requires_grad}
-    keep |= {n for n, _ in model.named_buffers() if not n.startswith(frozen_hosts)}
-    return {k: v for k, v in model.state_dict().items() if k in keep}
 
 
 @HOOKS.register_module()
@@ -41,7 +24,11 @@ class PromptCheckpointHook(Hook):
       Optimizer and scheduler states are kept, so ``--resume`` works.
     - ``after_load_checkpoint``: a promptkit checkpoint must match the frozen base the config built (from its
       ``pretrained=`` path) and must hold every trainable tensor; otherwise one error says which and how to fix.
+    - ``before_train``: the table of trainable parameters of the whole model (head included) goes to
+      ``<log dir>/trainable_parameters.txt``, its summary line to the log.
     - ``after_train``: writes ``prompts.safetensors`` and ``prompt_config.json`` into the work dir.
+
+    The fingerprints, trained state and prompt files themselves are :mod:`promptkit.artifacts`'.
     """
 
     priority = 'LOW'

@@ -1,24 +1,16 @@
 """Host for diffusers' ``UNet2DConditionModel`` (Stable Diffusion 1.x / 2.x and SDXL-shaped UNets)."""
 from __future__ import annotations
 
-import dataclasses
-import sys
 from typing import Iterator
 
 from torch import nn
 
 from ..core import SiteInfo
-from ..sites.diffusers_attention import DiffusersAttentionSite
+from ..registry import HOSTS
 from .base import Host
 
 
-def _site_info(**fields) -> SiteInfo:
-    """A ``SiteInfo`` with the fields this version of ``promptkit.core`` knows (``layout``/``block``/``context_dim``
-    arrive with the per-site seam)."""
-    known = {f.name for f in dataclasses.fields(SiteInfo)}
-    return SiteInfo(**{k: v for k, v in fields.items() if k in known})
-
-
+@HOSTS.register_module()
 class DiffusersUNetHost(Host):
     """Sites of a diffusers ``UNet2DConditionModel``: every ``Attention`` of every ``BasicTransformerBlock``.
 
@@ -33,6 +25,9 @@ class DiffusersUNetHost(Host):
     modules; the others keep their stock processor. Block hooks (token prompts, adapters on the residual stream)
     are refused: a UNet's transformer blocks are not token sequences of a fixed layout.
 
+    Role ``head_norm`` is ``conv_norm_out``, the norm of the UNet's output head (what K/V prompt tuning's
+    ``train_head_norm`` trains; the configs here turn it off).
+
     Replacement guard: a forward pre-hook on the UNet checks before every forward that each promptkit processor is
     still installed; ``unet.set_attn_processor(...)``, ``set_default_attn_processor()`` or
     ``fuse_qkv_projections()`` after attaching replace them silently, and the next forward then fails naming the
@@ -41,18 +36,7 @@ class DiffusersUNetHost(Host):
 
     name = 'diffusers UNet2DConditionModel'
     targets = ('diffusers.models.unets.unet_2d_condition.UNet2DConditionModel',)
-    supported_hooks = DiffusersAttentionSite.hook_names
-    attention_site = DiffusersAttentionSite
-    block_site = None
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__(model)
-        self._guard = None
-
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        unet = sys.modules.get('diffusers.models.unets.unet_2d_condition')
-        return unet is not None and isinstance(model, unet.UNet2DConditionModel)
+    roles = {'head_norm': 'conv_norm_out'}
 
     def check(self, strategy: nn.Module) -> None:
         missing = [h for h in strategy.hooks if h not in self.supported_hooks]
@@ -73,37 +57,27 @@ class DiffusersUNetHost(Host):
             for child in ('attn1', 'attn2'):
                 attn = getattr(block, child, None)
                 if isinstance(attn, Attention):
-                    found.append((f'{block_name}.{child}', block_name, attn))
+                    found.append((f'{block_name}.{child}', attn))
         # named_modules follows registration order (down, up, mid); the order index follows the data flow.
         stage = {'down_blocks': 0, 'mid_block': 1, 'up_blocks': 2}
         found.sort(key=lambda rec: stage.get(rec[0].split('.', 1)[0], 3))  # stable: module order within a stage
-        for i, (name, block_name, attn) in enumerate(found):
+        for i, (name, attn) in enumerate(found):
             cross = bool(attn.is_cross_attention)
-            info = _site_info(name=name, layer=i, num_layers=len(found), dim=attn.query_dim, num_heads=attn.heads,
-                              head_dim=attn.inner_dim // attn.heads, kind='cross' if cross else 'self',
-                              layout='spatial', block=block_name,
-                              context_dim=attn.cross_attention_dim if cross else None)
+            info = SiteInfo(name=name, layer=i, num_layers=len(found), dim=attn.query_dim, num_heads=attn.heads,
+                            head_dim=attn.inner_dim // attn.heads, kind='cross' if cross else 'self',
+                            layout='spatial',  # block '': a UNet's blocks take no block hooks
+                            context_dim=attn.cross_attention_dim if cross else None)
             yield info, attn, None
 
     def attach(self, strategy: nn.Module | None) -> list:
-        """Install a processor on every targeted attention and the replacement guard on the UNet."""
+        """Install a processor on every targeted attention only (the others keep theirs), and the guard."""
         if self.sites:
             raise RuntimeError(f'prompts are already attached to this {self.name}')
-        for info, attn, _ in self.records():
-            if strategy is not None and any(strategy.uses(h, info) for h in self.supported_hooks):
-                self.sites.append(self.attention_site(attn, info, strategy).install())
-        if self.sites:
-            self._guard = self.model.register_forward_pre_hook(self._check_installed)
+        for info, attn, attn_site, _, _ in self.plan():
+            if strategy is not None and any(strategy.uses(h, info) for h in attn_site.hook_names):
+                self.sites.append(attn_site(attn, info, strategy).install())
+        self._guard = self.model.register_forward_pre_hook(self._check_installed)
         return self.sites
-
-    def detach(self) -> None:
-        """Give every attention its previous processor back and drop the guard."""
-        for site in self.sites:
-            site.remove()
-        self.sites = []
-        if self._guard is not None:
-            self._guard.remove()
-            self._guard = None
 
     def _check_installed(self, module: nn.Module, args) -> None:
         lost = [s for s in self.sites if not s.installed()]

@@ -6,10 +6,11 @@ from typing import Iterator
 from torch import nn
 
 from ..core import SiteInfo
-from ..sites import FusedQKVAttentionSite, VideoMAEBlockSite
+from ..registry import HOSTS
 from .base import Host
 
 
+@HOSTS.register_module()
 class MMActionViTHost(Host):
     """Sites of mmaction2's VideoMAE ViT: ``blocks[i].attn`` (fused qkv, q/v biases) and ``blocks[i]``.
 
@@ -21,14 +22,8 @@ class MMActionViTHost(Host):
     """
 
     name = 'mmaction2 VideoMAE VisionTransformer'
-    attention_site = FusedQKVAttentionSite
-    block_site = VideoMAEBlockSite
+    targets = ('mmaction.models.backbones.vit_mae.VisionTransformer',)
     roles = {'head_norm': 'fc_norm'}
-
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        return type(model).__module__.startswith('mmaction.') and hasattr(model, 'blocks') and \
-            hasattr(model, 'patch_embed') and type(model).__name__ == 'VisionTransformer'
 
     def records(self) -> Iterator[tuple[SiteInfo, nn.Module, nn.Module]]:
         proj = self.model.patch_embed.projection  # Conv3d, kernel (tubelet, ph, pw)
@@ -37,12 +32,9 @@ class MMActionViTHost(Host):
         grid = self._grid()
         for i, block in enumerate(self.model.blocks):
             attn = block.attn
-            if type(attn).__name__ not in self.attention_site.module_types:
-                raise TypeError(f'blocks.{i}.attn is a {type(attn).__name__}, not the VideoMAE Attention this host '
-                                'knows')
             H = attn.num_heads
-            info = SiteInfo(name=f'blocks.{i}.attn', layer=i, num_layers=depth, dim=attn.embed_dims,
-                            num_heads=H, head_dim=attn.embed_dims // H, kind='self', num_prefix_tokens=0,
+            info = SiteInfo(name=f'blocks.{i}.attn', block=f'blocks.{i}', layer=i, num_layers=depth,
+                            dim=attn.embed_dims, num_heads=H, head_dim=attn.embed_dims // H, num_prefix_tokens=0,
                             patch_size=(ph, pw), tubelet_size=tubelet, grid=grid)
             yield info, attn, block
 

@@ -1,16 +1,16 @@
 """Host for timm's ``VisionTransformer`` (``timm.models.vision_transformer``) and its subclasses."""
 from __future__ import annotations
 
-import sys
 from typing import Iterator
 
 from torch import nn
 
 from ..core import SiteInfo
-from ..sites import TimmAttentionSite, TimmBlockSite
+from ..registry import HOSTS
 from .base import Host
 
 
+@HOSTS.register_module()
 class TimmViTHost(Host):
     """Sites of a timm ViT: ``blocks[i].attn`` (timm ``Attention``) and ``blocks[i]`` (timm ``Block``).
 
@@ -32,18 +32,12 @@ class TimmViTHost(Host):
     """
 
     name = 'timm VisionTransformer'
-    attention_site = TimmAttentionSite
-    block_site = TimmBlockSite
+    targets = ('timm.models.vision_transformer.VisionTransformer',)
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__(model)
         has_fc_norm = not isinstance(getattr(model, 'fc_norm', None), (nn.Identity, type(None)))
         self.roles = {'head_norm': 'fc_norm' if has_fc_norm else 'norm'}
-
-    @classmethod
-    def matches(cls, model: nn.Module) -> bool:
-        vit = sys.modules.get('timm.models.vision_transformer')  # a timm ViT cannot exist before this import
-        return vit is not None and isinstance(model, vit.VisionTransformer)
 
     def _check(self, i: int, block: nn.Module) -> None:
         from timm.layers import Attention
@@ -70,7 +64,7 @@ class TimmViTHost(Host):
         for i, block in enumerate(m.blocks):
             self._check(i, block)
             attn = block.attn
-            info = SiteInfo(name=f'blocks.{i}.attn', layer=i, num_layers=depth, dim=m.embed_dim,
-                            num_heads=attn.num_heads, head_dim=attn.head_dim, kind='self',
+            info = SiteInfo(name=f'blocks.{i}.attn', block=f'blocks.{i}', layer=i, num_layers=depth,
+                            dim=m.embed_dim, num_heads=attn.num_heads, head_dim=attn.head_dim,
                             num_prefix_tokens=m.num_prefix_tokens, patch_size=patch, grid=grid)
             yield info, attn, block

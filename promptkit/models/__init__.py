@@ -1,5 +1,6 @@
 """MMEngine-buildable wrappers, registered in ``promptkit.registry.MODELS``."""
-from .prompted_backbone import PromptedBackbone, attach_prompts, build_prompt, trainable_table
+from ..artifacts import trainable_table
+from .prompted_backbone import PromptedBackbone, attach_prompts, build_prompt
 from .image_classifier import OpenCLIPClassifier, PromptedImageClassifier, TimmClassifier
 from .text_to_image import PromptedTextToImage
 

@@ -24,7 +24,7 @@ from .prompted_backbone import PromptedWrapperMixin, attach_prompts
 
 __all__ = ['PromptedImageClassifier', 'TimmClassifier', 'OpenCLIPClassifier', 'load_timm_weights']
 
-#: ImageNet mean/std in 0..255 RGB, as VPT/VAPT normalise (METHODS.md §3.3).
+#: ImageNet mean/std in 0..255 RGB, as VPT/VAPT normalise (docs/methods.md §3).
 IMAGENET_MEAN, IMAGENET_STD = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
 #: CLIP's (open_clip's ``OPENAI_DATASET_MEAN/STD``) in 0..255 RGB.
 CLIP_MEAN = (122.770938, 116.7460125, 104.09373615)
@@ -253,6 +253,11 @@ class TimmClassifier(PromptedImageClassifier):
     def forward_logits(self, inputs: Tensor) -> Tensor:
         return self.backbone(inputs)
 
+    def dummy_inputs(self, batch_size: int = 1) -> Tensor:
+        """Random normalised images (B, C, H, W) at the ViT's input size (for cost measurement)."""
+        embed = self.backbone.patch_embed
+        return torch.randn(batch_size, embed.proj.in_channels, *embed.img_size, device=embed.proj.weight.device)
+
 
 @MODELS.register_module()
 class OpenCLIPClassifier(PromptedImageClassifier):
@@ -360,3 +365,8 @@ class OpenCLIPClassifier(PromptedImageClassifier):
         if self.logit_scale is None:
             return self.head(features)
         return self.logit_scale * self.head(F.normalize(features, dim=-1))
+
+    def dummy_inputs(self, batch_size: int = 1) -> Tensor:
+        """Random normalised images (B, C, H, W) at the tower's input size (for cost measurement)."""
+        conv = self.backbone.conv1
+        return torch.randn(batch_size, conv.in_channels, *self.backbone.image_size, device=conv.weight.device)

@@ -2,28 +2,36 @@
 from __future__ import annotations
 
 import contextlib
-import os.path as osp
+import difflib
 from typing import Iterator, Sequence
 
-from mmengine.logging import MMLogger, print_log
+import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ..artifacts import trainable_table
 from ..hosts import Host, find_host
 from ..registry import MODELS, PROMPTS
 
 
 def build_prompt(cfg: dict) -> nn.Module:
-    """Build a strategy from ``PROMPTS``; an unknown type fails listing the registered names."""
+    """Build a strategy from ``PROMPTS``; an unknown type fails naming the closest registered names. The config
+    is kept on the strategy (``strategy.config``) so artifacts can record how to rebuild it."""
     cfg = dict(cfg)
     kind = cfg.get('type')
+    names = sorted(PROMPTS.module_dict)
     if kind is None:
-        raise KeyError(f"prompt config {cfg} has no 'type'; registered prompt types: {sorted(PROMPTS.module_dict)}")
+        raise KeyError(f"prompt config {cfg} has no 'type'; registered prompt types: {names}")
     if isinstance(kind, str) and PROMPTS.get(kind) is None:
-        raise KeyError(f'unknown prompt type {kind!r}; registered prompt types: {sorted(PROMPTS.module_dict)}. '
-                       'A type of your own needs @PROMPTS.register_module() (from promptkit.registry) in a module '
-                       "listed in the config's custom_imports")
-    return PROMPTS.build(cfg)
+        close = difflib.get_close_matches(kind.split('.')[-1], names, n=3, cutoff=0.5)
+        hint = f'did you mean {" or ".join(map(repr, close))}? ' if close else ''
+        raise KeyError(f'unknown prompt type {kind!r}; {hint}registered prompt types: {names}. A type of your own '
+                       'needs @PROMPTS.register_module() (from promptkit.registry) in a module listed in the '
+                       "config's custom_imports")
+    strategy = PROMPTS.build(cfg)
+    strategy.config = {k: v for k, v in cfg.items()}
+    return strategy
 
 
 def build_host_model(cfg: dict | nn.Module) -> nn.Module:
@@ -32,22 +40,6 @@ def build_host_model(cfg: dict | nn.Module) -> nn.Module:
         return cfg
     from mmaction.registry import MODELS as MMACTION_MODELS
     return MMACTION_MODELS.build(cfg)
-
-
-def trainable_table(model: nn.Module) -> str:
-    """One row per trainable parameter (name, shape, count), then the PEFT-style summary line."""
-    rows, total, trainable = [], 0, 0
-    for name, p in model.named_parameters():
-        total += p.numel()
-        if p.requires_grad:
-            trainable += p.numel()
-            rows.append((name, tuple(p.shape), p.numel()))
-    width = max([len(r[0]) for r in rows] + [9])
-    lines = [f'{"parameter":<{width}}  {"shape":<20} {"count":>10}']
-    lines += [f'{n:<{width}}  {str(s):<20} {c:>10,}' for n, s, c in rows]
-    pct = 100 * trainable / max(total, 1)
-    lines.append(f'trainable params: {trainable:,} || all params: {total:,} || trainable%: {pct:.4f}')
-    return '\n'.join(lines)
 
 
 def attach_prompts(model: nn.Module, prompt: dict | None, train_roles: Sequence[str] = (),
@@ -75,24 +67,31 @@ class PromptedWrapperMixin:
     ``self.full_finetune``: the trainable-parameter table and its guard, and ``host_eval``."""
 
     def _report(self, expected: int | None) -> None:
-        table = trainable_table(self)
-        print_log(f'promptkit: trainable parameters of the {type(self).__name__} ({self.host.name})\n{table}',
-                  logger='current')
-        # Inside a Runner the current logger writes to <work_dir>/<timestamp>/; keep the table beside its log.
-        log_file = getattr(MMLogger.get_current_instance(), 'log_file', None)
-        if log_file:
-            with open(osp.join(osp.dirname(log_file), 'trainable_parameters.txt'), 'w') as f:
-                f.write(table + '\n')
+        """Log the summary line (the checkpoint hook writes the whole model's table, head included, at the start
+        of training) and check ``expected_trainable``."""
+        print_log(f'promptkit: {type(self).__name__} on {self.host.name}: '
+                  f'{trainable_table(self).splitlines()[-1]}', logger='current')
         count = self.num_trainable()
         if expected is not None and count != expected:
             raise ValueError(f'{type(self).__name__} has {count:,} trainable parameters but expected_trainable='
-                             f'{expected:,}; see the table above')
+                             f'{expected:,}; promptkit.artifacts.trainable_table(model) lists them')
 
     def num_trainable(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def print_trainable_parameters(self) -> None:
         print(trainable_table(self).splitlines()[-1])
+
+    @contextlib.contextmanager
+    def prompts_disabled(self) -> Iterator[None]:
+        """Run the host unprompted (still through the SDPA sites) inside the block."""
+        with self.host.disabled():
+            yield
+
+    def detach_prompts(self) -> nn.Module:
+        """Remove every site and return the host module with its own forwards."""
+        self.host.detach()
+        return self.backbone
 
     def train(self, mode: bool = True):
         """Train mode for the trained parts; the frozen host follows, unless the strategy asks for ``host_eval``."""
@@ -152,19 +151,18 @@ class PromptedBackbone(PromptedWrapperMixin, BaseModule):
             self.backbone.init_weights()
         self._is_init = True
 
-    @contextlib.contextmanager
-    def prompts_disabled(self) -> Iterator[None]:
-        """Run the host unprompted (still through the SDPA sites) inside the block."""
-        saved = [site.active for site in self.host.sites]
-        for site in self.host.sites:
-            site.active = set()
-        try:
-            yield
-        finally:
-            for site, active in zip(self.host.sites, saved):
-                site.active = active
+    def dummy_inputs(self, batch_size: int = 1) -> Tensor:
+        """Random normalised clips (B, C, T, H, W) of the shape the host was built for (for cost measurement).
 
-    def detach_prompts(self) -> nn.Module:
-        """Remove every site and return the host module with its own forwards."""
-        self.host.detach()
-        return self.backbone
+        Read from mmaction2's VideoMAE ``VisionTransformer``: the patch-embedding kernel (tubelet, p, p), its
+        ``grid_size`` and the length of its position table.
+        """
+        host = self.backbone
+        try:
+            proj, (gh, gw), tokens = host.patch_embed.projection, host.grid_size, host.pos_embed.shape[1]
+        except AttributeError as e:
+            raise NotImplementedError(f'PromptedBackbone.dummy_inputs reads the input shape of a VideoMAE '
+                                      f'VisionTransformer; {type(host).__name__} lacks {e.name!r}') from e
+        t, ph, pw = proj.kernel_size
+        frames = tokens // (gh * gw) * t  # pos_embed: (1, T/t · gh · gw, C)
+        return torch.randn(batch_size, proj.in_channels, frames, gh * ph, gw * pw, device=proj.weight.device)

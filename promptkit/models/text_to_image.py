@@ -80,7 +80,7 @@ def _module_fingerprint(module: nn.Module | None) -> str | None:
     mapped back, values in float16 so a half-precision pipeline of the same weights matches."""
     if module is None:
         return None
-    from ..checkpoint import fingerprint
+    from ..artifacts import fingerprint
     state = {n.replace('.base_layer', ''): p.detach().to(torch.float16) for n, p in module.named_parameters()
              if 'lora_' not in n}
     return fingerprint(state)
@@ -585,8 +585,7 @@ class PromptedTextToImage(PromptedWrapperMixin, BaseModel):
 
     def artifact_info(self) -> dict:
         """What a prompt artifact records about this wrapper besides its tensors (see ``promptkit.diffusers``)."""
-        return dict(prompt_cfg=self.prompt_cfg, lora=self.lora_cfg, full_finetune=self.full_finetune,
-                    fingerprints=self.base_fingerprints)
+        return dict(lora=self.lora_cfg, fingerprints=self.base_fingerprints)
 
     def save_pretrained(self, folder: str) -> str:
         """Write a diffusers folder (``to_pipeline().save_pretrained``) with the prompts beside it, at its root.

@@ -4,13 +4,15 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..attention import prompted_attention
-from .base import Site
+from ..registry import SITES
+from .base import ProcessorSite
 
 #: Processors the site may take the place of: it computes exactly what they compute (SDPA attention).
 STOCK_PROCESSORS = ('AttnProcessor2_0', 'AttnProcessor')
 
 
-class DiffusersAttentionSite(Site):
+@SITES.register_module()
+class DiffusersAttentionSite(ProcessorSite):
     """diffusers ``AttnProcessor2_0`` re-implemented through the module's own ``to_q``/``to_k``/``to_v``/``to_out``,
     with the strategy's ``extra_kv`` and ``attn_output`` hooks.
 
@@ -33,31 +35,16 @@ class DiffusersAttentionSite(Site):
     """
 
     targets = ('diffusers.models.attention_processor.Attention',)
-    module_types = ('Attention',)
     hook_names = ('extra_kv', 'attn_output')
 
     def install(self) -> 'DiffusersAttentionSite':
-        m = self.module
-        current = m.processor
-        if isinstance(current, DiffusersAttentionSite):
-            raise RuntimeError(f'{self.info.name} already has a promptkit processor (prompts attached twice?); '
-                               'call unload_prompts / detach_prompts first')
-        if type(current).__name__ not in STOCK_PROCESSORS:
+        current = self.module.processor
+        if not isinstance(current, ProcessorSite) and type(current).__name__ not in STOCK_PROCESSORS:
             raise TypeError(f'{self.info.name} runs the processor {type(current).__name__}, which promptkit would '
                             f'replace and lose; promptkit takes the place of {list(STOCK_PROCESSORS)} only. Call '
                             'unet.set_default_attn_processor() (or remove the IP-Adapter / custom processors) before '
                             'attaching prompts')
-        self.previous = current
-        m.set_processor(self)
-        return self
-
-    def remove(self) -> None:
-        if self.module.processor is self:
-            self.module.set_processor(self.previous)
-
-    def installed(self) -> bool:
-        """Whether this site is still the module's processor (another library may have replaced it)."""
-        return self.module.processor is self
+        return super().install()
 
     def __call__(self, attn: nn.Module, hidden_states: Tensor, encoder_hidden_states: Tensor | None = None,
                  attention_mask: Tensor | None = None, temb: Tensor | None = None, *args, **kwargs) -> Tensor:
@@ -108,9 +95,6 @@ class DiffusersAttentionSite(Site):
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
-
-    def forward(self, *args, **kwargs) -> Tensor:
-        raise RuntimeError('a DiffusersAttentionSite is called by Attention.forward as its processor')
 
 
 def promptkit_processors(model: nn.Module) -> dict[str, DiffusersAttentionSite]:

@@ -6,10 +6,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..attention import prompted_attention
-from .base import Site
+from ..registry import SITES
+from .base import ForwardSite
 
 
-class FusedQKVAttentionSite(Site):
+@SITES.register_module()
+class FusedQKVAttentionSite(ForwardSite):
     """Runs the host's fused-qkv attention through the one SDPA kernel, with the strategy's hooks.
 
     Understands mmaction2's ``vit_mae.Attention`` (``qkv`` without bias plus ``q_bias``/``v_bias``, ``scale``)
@@ -17,7 +19,7 @@ class FusedQKVAttentionSite(Site):
     mmaction2's hand-written softmax attention, so a prompted VideoMAE is also a faster one.
     """
 
-    module_types = ('Attention',)
+    targets = ('mmaction.models.backbones.vit_mae.Attention',)
     hook_names = ('extra_kv', 'attn_output')
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:
@@ -41,12 +43,7 @@ class FusedQKVAttentionSite(Site):
         return m.proj_drop(out)
 
     def _qkv_bias(self) -> Tensor:
-        """mmaction2 VideoMAE's fused bias ``[q_bias; 0; v_bias]`` (k has none). It depends on no input: while
-        nothing needs its gradient it is built once and reused until the biases change (in place or on ``.to()``)."""
+        """mmaction2 VideoMAE's fused bias ``[q_bias; 0; v_bias]`` (k has none). Built at every call: a cache
+        would miss in-place updates made through ``.data`` (EMA hooks), and it is two O(C) kernels."""
         q, v = self.module.q_bias, self.module.v_bias
-        if torch.is_grad_enabled() and (q.requires_grad or v.requires_grad):
-            return torch.cat((q, torch.zeros_like(v), v))
-        key = (q.data_ptr(), v.data_ptr(), q._version, v._version, q.dtype)
-        if getattr(self, '_bias_key', None) != key:
-            self._bias, self._bias_key = torch.cat((q, torch.zeros_like(v), v)).detach(), key
-        return self._bias
+        return torch.cat((q, torch.zeros_like(v), v))

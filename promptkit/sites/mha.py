@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 from ..attention import prompted_attention
 from ..core import SiteInfo
-from .base import Site
+from ..registry import SITES
+from .base import ForwardSite
 
 
 def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
@@ -17,7 +18,8 @@ def additive_mask(mask: Tensor, dtype: torch.dtype) -> Tensor:
     return mask.to(dtype)
 
 
-class MultiheadAttentionSite(Site):
+@SITES.register_module()
+class MultiheadAttentionSite(ForwardSite):
     """Runs ``nn.MultiheadAttention`` through the one SDPA kernel, with the strategy's hooks.
 
     q/k/v come from the module's own ``in_proj_weight``/``in_proj_bias`` (or ``q/k/v_proj_weight`` when
@@ -31,7 +33,7 @@ class MultiheadAttentionSite(Site):
     ``add_bias_kv`` or ``add_zero_attn``. The second return value is always None.
     """
 
-    module_types = ('MultiheadAttention',)
+    targets = (nn.MultiheadAttention,)
     hook_names = ('extra_kv', 'attn_output')
 
     def __init__(self, module: nn.Module, info: SiteInfo, strategy: nn.Module | None = None) -> None:

@@ -6,11 +6,13 @@ from torch import Tensor, nn
 
 from ..attention import prompted_attention
 from ..core import SiteInfo
-from .base import Site
+from ..registry import SITES
+from .base import ForwardSite
 from .mha import additive_mask
 
 
-class OpenCLIPAttentionSite(Site):
+@SITES.register_module()
+class OpenCLIPAttentionSite(ForwardSite):
     """Runs open_clip's ``Attention`` through the one SDPA kernel, with the strategy's hooks.
 
     Handles its ``in_proj_weight``/``in_proj_bias``, QK norm (``ln_q``/``ln_k``, applied before any extra keys are
@@ -20,7 +22,7 @@ class OpenCLIPAttentionSite(Site):
     (``torch.bmm`` on 4-D tensors), so there is no reference behaviour to reproduce.
     """
 
-    module_types = ('Attention',)
+    targets = ('open_clip.transformer.Attention',)
     hook_names = ('extra_kv', 'attn_output')
 
     def __init__(self, module: nn.Module, info: SiteInfo, strategy: nn.Module | None = None) -> None:

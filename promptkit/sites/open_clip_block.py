@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Site
+from ..registry import SITES
+from .base import ForwardSite
 
 
 def _token_count_kept(name: str, before: int, after: int, attn_mask: Tensor | None) -> None:
@@ -12,7 +13,8 @@ def _token_count_kept(name: str, before: int, after: int, attn_mask: Tensor | No
                          'longer fits; token prompts cannot run with an attention mask')
 
 
-class OpenCLIPBlockSite(Site):
+@SITES.register_module()
+class OpenCLIPBlockSite(ForwardSite):
     """Re-states ``ResidualAttentionBlock.forward`` (``ln_1``/``attention``/``ls_1``, ``ln_2``/``mlp``/``ls_2``)
     with the block-level hooks. The attention still goes through the block's own ``attention()`` seam and so
     through the ``nn.MultiheadAttention`` site.
@@ -21,7 +23,7 @@ class OpenCLIPBlockSite(Site):
     see (B, L, C). Cross-attention calls (``k_x``/``v_x``) are refused: visual towers never make them.
     """
 
-    module_types = ('ResidualAttentionBlock',)
+    targets = ('open_clip.transformer.ResidualAttentionBlock',)
     hook_names = ('block_input', 'pre_mlp', 'block_output')
 
     def _hook(self, hook: str, x: Tensor) -> Tensor:
@@ -48,12 +50,13 @@ class OpenCLIPBlockSite(Site):
         return x
 
 
-class OpenCLIPCustomBlockSite(Site):
+@SITES.register_module()
+class OpenCLIPCustomBlockSite(ForwardSite):
     """Re-states ``CustomResidualAttentionBlock.forward`` (``ln_1``/``attn``/``ln_attn``/``ls_1``, then
     ``ln_2``/``mlp``/``ls_2``) with the block-level hooks. These blocks are always batch-first.
     """
 
-    module_types = ('CustomResidualAttentionBlock',)
+    targets = ('open_clip.transformer.CustomResidualAttentionBlock',)
     hook_names = ('block_input', 'pre_mlp', 'block_output')
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None) -> Tensor:

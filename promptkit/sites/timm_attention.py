@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..registry import SITES
 from .fused_qkv import FusedQKVAttentionSite
 
 
+@SITES.register_module()
 class TimmAttentionSite(FusedQKVAttentionSite):
     """timm ``Attention`` run through :class:`FusedQKVAttentionSite` (qkv bias, ``q_norm``/``k_norm``, ``norm``).
 
@@ -14,6 +16,8 @@ class TimmAttentionSite(FusedQKVAttentionSite):
     options the fused-qkv site does not compute (``gated=True``, ``attn_head_dim`` giving a width other than the
     residual stream's).
     """
+
+    targets = ('timm.layers.attention.Attention',)
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:
         if is_causal:

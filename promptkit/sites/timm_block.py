@@ -3,17 +3,19 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Site
+from ..registry import SITES
+from .base import ForwardSite
 
 
-class TimmBlockSite(Site):
+@SITES.register_module()
+class TimmBlockSite(ForwardSite):
     """Re-states timm's pre-LN ``Block.forward`` (``norm1``/``attn``/``ls1``/``drop_path1``, then
     ``norm2``/``mlp``/``ls2``/``drop_path2``) so the strategy can act on the residual stream before attention
     (``block_input``), before the MLP sub-layer (``pre_mlp``) and after the block (``block_output``). The
     attention call still goes through its own site.
     """
 
-    module_types = ('Block',)
+    targets = ('timm.models.vision_transformer.Block',)
     hook_names = ('block_input', 'pre_mlp', 'block_output')
 
     def forward(self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False) -> Tensor:

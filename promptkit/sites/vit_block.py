@@ -3,16 +3,18 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Site
+from ..registry import SITES
+from .base import ForwardSite
 
 
-class VideoMAEBlockSite(Site):
+@SITES.register_module()
+class VideoMAEBlockSite(ForwardSite):
     """Re-states ``vit_mae.Block.forward`` (pre-LN, optional layer scale ``gamma_1/2``, drop path) so the
     strategy can act on the residual stream before attention (``block_input``), before the MLP sub-layer
     (``pre_mlp``) and after the block (``block_output``). The attention call still goes through its own site.
     """
 
-    module_types = ('Block',)
+    targets = ('mmaction.models.backbones.vit_mae.Block',)
     hook_names = ('block_input', 'pre_mlp', 'block_output')
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,7 +1,8 @@
 """VAPT, Visual Adaptive Prompt Tuning (Le et al., ICLR'26): prompts generated from the previous layer's patches."""
 from __future__ import annotations
 
-import math
+from typing import ClassVar
+
 
 import torch
 import torch.nn.functional as F
@@ -9,7 +10,8 @@ from torch import Tensor, nn
 
 from ..core import Layers, SiteInfo
 from ..registry import PROMPTS
-from .base import PromptStrategy
+from .base import TokenPrompt, check_int, check_rate
+from .deep_prompt import vpt_uniform_
 
 
 class PromptMLP(nn.Module):
@@ -36,11 +38,11 @@ class PromptMLP(nn.Module):
 
 
 @PROMPTS.register_module()
-class AdaptivePrompt(PromptStrategy):
-    """VAPT (METHODS.md §3.2): VPT-deep whose prompts, after the first layers, are functions of the patch tokens.
+class AdaptivePrompt(TokenPrompt):
+    """VAPT (docs/methods.md §3): VPT-deep whose prompts, after the first layers, are functions of the patch tokens.
 
     Among the targeted blocks, the first ``static_layers`` take static learnable prompts exactly as VPT-deep
-    (init U(±sqrt(6 / (3·p_h·p_w + C))), dropout ``dropout``). Every later targeted block replaces the prompt
+    (init U(±sqrt(6 / (3·p_h·p_w + C))), dropout ``dropout`` with one mask per sample). Every later targeted block replaces the prompt
     slots with ``num_tokens`` prompts computed from the patch tokens entering it (the previous block's output):
 
     1. a per-layer trainable LayerNorm over the patch tokens (token-wise, so it equals normalising
@@ -75,7 +77,8 @@ class AdaptivePrompt(PromptStrategy):
         dropout: Dropout on static prompts. Defaults to 0.1.
         conv_dropout: ``Dropout2d`` rate after the convolution. Defaults to 0.1.
         mlp_dropout: Dropout inside the feature projector. Defaults to 0.1.
-        norm_eps: Epsilon of the per-layer LayerNorms. Defaults to 1e-6.
+        norm_eps: Epsilon of the per-layer LayerNorms (PyTorch's default, as the official code). Defaults to 1e-5.
+        **kwargs: ``kinds`` / ``modules`` targeting, see :class:`~promptkit.strategies.PromptStrategy`.
 
     Examples:
         >>> import timm
@@ -86,64 +89,71 @@ class AdaptivePrompt(PromptStrategy):
         55608
     """
 
-    hooks = ('block_input', 'block_output')
+    #: The smallest config, for the contract tests and examples.
+    example: ClassVar[dict] = dict(num_tokens=3, hidden_dim=4)
+
     #: Wrappers keep the frozen host in eval mode (no host dropout / drop path) while this strategy trains.
     host_eval: bool = True
 
     def __init__(self, num_tokens: int, layers: Layers = 'all', static_layers: int = 1, kernel_size: int = 2,
                  padding: int = 0, hidden_dim: int | None = 8, share_projector: bool = True,
                  share_kernel: bool = True, residual: bool = True, dropout: float = 0.1, conv_dropout: float = 0.1,
-                 mlp_dropout: float = 0.1, norm_eps: float = 1e-6) -> None:
+                 mlp_dropout: float = 0.1, norm_eps: float = 1e-5, **kwargs) -> None:
         name = type(self).__name__
-        if not isinstance(num_tokens, int) or num_tokens <= 0:
-            raise ValueError(f'{name}: num_tokens must be a positive int, got {num_tokens!r}')
-        if not isinstance(static_layers, int) or static_layers < 0:
-            raise ValueError(f'{name}: static_layers must be an int >= 0, got {static_layers!r}')
-        if kernel_size <= 0 or padding < 0 or (hidden_dim is not None and hidden_dim <= 0):
-            raise ValueError(f'{name}: need kernel_size > 0, padding >= 0 and hidden_dim > 0 (or None), got '
-                             f'kernel_size={kernel_size}, padding={padding}, hidden_dim={hidden_dim}')
-        super().__init__(layers)
-        self.num_tokens, self.static_layers = num_tokens, static_layers
+        check_int(name, 'static_layers', static_layers, minimum=0)
+        check_int(name, 'kernel_size', kernel_size)
+        check_int(name, 'padding', padding, minimum=0)
+        if hidden_dim is not None:
+            check_int(name, 'hidden_dim', hidden_dim)
+        super().__init__(num_tokens, dropout=dropout, layers=layers, **kwargs)
+        self.static_layers = static_layers
         self.kernel_size, self.padding, self.hidden_dim = kernel_size, padding, hidden_dim
         self.share_projector, self.share_kernel, self.residual = share_projector, share_kernel, residual
-        self.mlp_dropout, self.norm_eps = mlp_dropout, norm_eps
-        self.dropout = nn.Dropout(dropout)
-        self.conv_dropout = nn.Dropout2d(conv_dropout)
+        self.mlp_dropout, self.norm_eps = check_rate(name, 'mlp_dropout', mlp_dropout), norm_eps
+        self.conv_dropout = nn.Dropout2d(check_rate(name, 'conv_dropout', conv_dropout))
 
     def build(self, sites: list[SiteInfo]) -> None:
-        name, C, Np, K = type(self).__name__, sites[0].dim, self.num_tokens, self.kernel_size
+        name, Np, K = type(self).__name__, self.num_tokens, self.kernel_size
         if self.static_layers > len(sites):
             raise ValueError(f'{name}: static_layers={self.static_layers} exceeds the {len(sites)} targeted blocks')
-        n_static, n_adaptive = self.static_layers, len(sites) - self.static_layers
-        self.prompt = nn.Parameter(torch.empty(n_static, Np, C)) if n_static else None
-        if self.prompt is not None:
-            ph, pw = sites[0].patch_size
-            bound = math.sqrt(6.0 / (3 * ph * pw + C))
-            nn.init.uniform_(self.prompt, -bound, bound)
-        if not n_adaptive:
+        static, adaptive = sites[:self.static_layers], sites[self.static_layers:]
+        self.prompt = nn.ParameterList(vpt_uniform_(nn.Parameter(torch.empty(Np, s.dim)), s.patch_size)
+                                       for s in static)
+        if not adaptive:
             return
-        grid = sites[0].grid
-        if grid is None or len(grid) != 2:
-            raise ValueError(f'{name} needs a static 2-D patch grid from the host (image ViTs with a fixed input '
-                             f'size); this host reports grid={grid}')
-        h, w = (g + 2 * self.padding - K + 1 for g in grid)  # conv output grid (h', w')
-        if h <= 0 or w <= 0:
-            raise ValueError(f'{name}: kernel_size={K} with padding={self.padding} does not fit the {grid} grid')
-        self.prompt_norm = nn.ModuleList(nn.LayerNorm(C, eps=self.norm_eps) for _ in range(n_adaptive))
+        grids = []
+        for s in adaptive:
+            if s.grid is None or len(s.grid) != 2:
+                raise ValueError(f'{name} needs a static 2-D patch grid from the host (image ViTs with a fixed input '
+                                 f'size) at its adaptive blocks; {s.name} reports grid={s.grid}')
+            h, w = (g + 2 * self.padding - K + 1 for g in s.grid)  # conv output grid (h', w')
+            if h <= 0 or w <= 0:
+                raise ValueError(f'{name}: kernel_size={K} with padding={self.padding} does not fit the {s.grid} '
+                                 f'grid of {s.name}')
+            grids.append(h * w)
+        self.prompt_norm = nn.ModuleList(nn.LayerNorm(s.dim, eps=self.norm_eps) for s in adaptive)
         # One K×K kernel per adaptive block, shared by all channels ((1, 1, K, K)) or per channel ((C, 1, K, K)).
-        self.prompt_kernel = nn.Parameter(torch.randn(n_adaptive, 1 if self.share_kernel else C, 1, K, K))
-        self.token_proj = nn.ModuleList(nn.Linear(h * w, Np) for _ in range(n_adaptive))
+        self.prompt_kernel = nn.ParameterList(nn.Parameter(torch.randn(1 if self.share_kernel else s.dim, 1, K, K))
+                                              for s in adaptive)
+        self.token_proj = nn.ModuleList(nn.Linear(n, Np) for n in grids)
         for proj in self.token_proj:
             nn.init.zeros_(proj.weight)
             nn.init.zeros_(proj.bias)
-        n_mlp = 0 if self.hidden_dim is None else 1 if self.share_projector else n_adaptive
+        if self.hidden_dim is None:
+            self.feature_mlp = nn.ModuleList()
+            return
+        if self.share_projector and len({s.dim for s in adaptive}) > 1:
+            raise ValueError(f'{name}: share_projector=True needs one width in every adaptive block, got '
+                             f'{sorted({s.dim for s in adaptive})}; set share_projector=False')
+        widths = [adaptive[0].dim] if self.share_projector else [s.dim for s in adaptive]
         self.feature_mlp = nn.ModuleList(PromptMLP(C, self.hidden_dim, self.mlp_dropout, self.residual)
-                                         for _ in range(n_mlp))
+                                         for C in widths)
 
-    def uses(self, hook: str, site: SiteInfo) -> bool:
-        if hook == 'block_output':  # remove the prompts after the model's last block
-            return site.layer == site.num_layers - 1
-        return hook == 'block_input' and site.layer in self.targeted
+    def unfit(self, site: SiteInfo) -> str | None:
+        if site.grid is None or len(site.grid) != 2:
+            return (f'VAPT needs a static 2-D patch grid (an image ViT with a fixed input size); the site reports '
+                    f'layout {site.layout!r} and grid={site.grid}')
+        return super().unfit(site)
 
     def generate(self, site: SiteInfo, patches: Tensor) -> Tensor:
         """Adaptive prompts for a targeted block from the patch tokens entering it.
@@ -172,18 +182,11 @@ class AdaptivePrompt(PromptStrategy):
             p = self.feature_mlp[0 if self.share_projector else j](p)
         return p.to(patches.dtype)
 
-    def block_input(self, site: SiteInfo, x: Tensor) -> Tensor:
-        i, n0, T = self.index(site), site.num_prefix_tokens, self.num_tokens
-        patches = x[:, n0:] if i == 0 else x[:, n0 + T:]  # the first targeted block has no prompt slots yet
+    def prompts(self, site: SiteInfo, patches: Tensor) -> Tensor:
+        i = self.index(site)
         if i < self.static_layers:
-            p = self.dropout(self.prompt[i]).to(x.dtype).expand(x.shape[0], -1, -1)  # (B, Np, C)
-        else:
-            p = self.generate(site, patches)
-        return torch.cat([x[:, :n0], p, patches], dim=1)
-
-    def block_output(self, site: SiteInfo, x: Tensor) -> Tensor:
-        n0 = site.num_prefix_tokens
-        return torch.cat([x[:, :n0], x[:, n0 + self.num_tokens:]], dim=1)
+            return self.learned(self.prompt[i], patches)  # (B, Np, C)
+        return self.generate(site, patches)
 
     def extra_repr(self) -> str:
         return (f'num_tokens={self.num_tokens}, layers={self.targeted or self.layers}, '

@@ -1,18 +1,20 @@
 """Approximated Prompt Tuning (Wu et al., ICCV'23): prompt attention approximated by an independent ReLU branch."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..core import Layers, SiteInfo
 from ..registry import PROMPTS
-from .base import PromptStrategy
+from .base import PromptStrategy, check_int, check_rate
 
 
 @PROMPTS.register_module()
 class ApproxPrompt(PromptStrategy):
-    """Approximated Prompt Tuning (APT for vision-language models), as in the official code (METHODS.md §2.2).
+    """Approximated Prompt Tuning (APT for vision-language models), as in the official code (docs/methods.md §2).
 
     Instead of appending prompts to the keys and values of the joint softmax, every targeted attention gets an
     additive branch that lets its input tokens read from ``num_tokens`` prompts on their own (the paper's
@@ -50,6 +52,7 @@ class ApproxPrompt(PromptStrategy):
             official setups). Defaults to 0.0.
         train_scale: Learn the gate s (ViLT) or keep it at 0, untrained and absent from the parameters (METER).
             Defaults to True.
+        **kwargs: ``kinds`` / ``modules`` targeting, see :class:`~promptkit.strategies.PromptStrategy`.
 
     Examples:
         >>> backbone = dict(type='promptkit.PromptedBackbone',
@@ -63,36 +66,39 @@ class ApproxPrompt(PromptStrategy):
         1916940
     """
 
+    #: The smallest config, for the contract tests and examples.
+    example: ClassVar[dict] = dict(num_tokens=8, rank=2)
     hooks = ('attn_output',)
 
     def __init__(self, num_tokens: int = 200, rank: int = 4, layers: Layers = 'all', dropout: float = 0.0,
-                 train_scale: bool = True) -> None:
+                 train_scale: bool = True, **kwargs) -> None:
         name = type(self).__name__
-        if not isinstance(num_tokens, int) or isinstance(num_tokens, bool) or num_tokens <= 0:
-            raise ValueError(f'{name}: num_tokens must be a positive int, got {num_tokens!r}')
-        if not isinstance(rank, int) or isinstance(rank, bool) or rank <= 0:
-            raise ValueError(f'{name}: rank must be a positive int, got {rank!r}')
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f'{name}: dropout must be in [0, 1), got {dropout!r}')
-        super().__init__(layers)
-        self.num_tokens, self.rank, self.train_scale = num_tokens, rank, train_scale
-        self.dropout = nn.Dropout(dropout)
+        super().__init__(layers, **kwargs)
+        self.num_tokens, self.rank = check_int(name, 'num_tokens', num_tokens), check_int(name, 'rank', rank)
+        self.train_scale = train_scale
+        self.dropout = nn.Dropout(check_rate(name, 'dropout', dropout))
 
     def build(self, sites: list[SiteInfo]) -> None:
-        C = sites[0].dim
-        if any(s.dim != C for s in sites):
-            raise ValueError(f'{type(self).__name__} needs the same width in every targeted layer, got '
-                             f'{sorted({s.dim for s in sites})}')
-        L, M, k = len(sites), self.num_tokens, self.rank
-        self.prompt = nn.Parameter(torch.empty(L, M, C))  # P, also the values
-        self.prompt_down = nn.Parameter(torch.empty(L, C, k))  # W1
-        self.prompt_up = nn.Parameter(torch.zeros(L, k, C))  # W2: P' = P at initialisation
-        self.prompt_scale = nn.Parameter(torch.zeros(L)) if self.train_scale else None  # s: exp(0) = 1
-        nn.init.normal_(self.prompt, std=0.02)
-        nn.init.normal_(self.prompt_down, std=1.0)
+        M, k = self.num_tokens, self.rank
+        self.prompt = nn.ParameterList(nn.Parameter(torch.empty(M, s.dim)) for s in sites)  # P, also the values
+        self.prompt_down = nn.ParameterList(nn.Parameter(torch.empty(s.dim, k)) for s in sites)  # W1
+        self.prompt_up = nn.ParameterList(nn.Parameter(torch.zeros(k, s.dim)) for s in sites)  # W2: P' = P at init
+        # s, one scalar gate per site: exp(0) = 1.
+        self.prompt_scale = nn.ParameterList(nn.Parameter(torch.zeros(())) for _ in sites) if self.train_scale \
+            else None
+        for p, down in zip(self.prompt, self.prompt_down):
+            nn.init.normal_(p, std=0.02)
+            nn.init.normal_(down, std=1.0)
+
+    def noop_(self) -> 'ApproxPrompt':
+        """P = 0 and s = 0: the branch adds exactly nothing."""
+        with torch.no_grad():
+            for p in [*self.prompt, *(self.prompt_scale or ())]:
+                p.zero_()
+        return self
 
     def keys(self, i: int) -> Tensor:
-        """Layer ``i``'s reparameterised prompts P' = P + (P·W1)·W2, (M, C)."""
+        """Site ``i``'s reparameterised prompts P' = P + (P·W1)·W2, (M, C)."""
         p = self.prompt[i]
         return p + (p @ self.prompt_down[i]) @ self.prompt_up[i]
 

@@ -1,14 +1,16 @@
 """ST-Adapter (Pan et al., NeurIPS'22): depth-wise 3-D convolution adapters on the residual stream of a video ViT."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from ..core import Layers, SiteInfo
+from ..core import Layers, SiteInfo, current_frames
 from ..registry import PROMPTS
-from .base import PromptStrategy
+from .base import PromptStrategy, check_int
 
 #: Where an adapter can sit, and the block hook that puts it there (the residual stream before that sub-layer's
 #: LayerNorm). Parameters are always ordered this way, whatever order a config lists the positions in.
@@ -57,7 +59,7 @@ class DWConvAdapter(nn.Module):
 
 @PROMPTS.register_module()
 class STAdapter(PromptStrategy):
-    """ST-Adapter, as in the official code (METHODS.md §4.2): a bottleneck with a depth-wise 3-D convolution
+    """ST-Adapter, as in the official code (docs/methods.md): a bottleneck with a depth-wise 3-D convolution
     added to the residual stream of a frozen video transformer.
 
     In every targeted block, an adapter acts on the residual stream before the attention sub-layer (``'attn'``,
@@ -86,8 +88,10 @@ class STAdapter(PromptStrategy):
     size (7.1M of ViT-B's 86M) matches the abstract's "about 8% per-task parameters"; data sets where motion
     matters most (SSv2) use ``positions=('attn', 'mlp')``, as ``configs/st_adapter/videomae_ssv2.py`` does.
 
-    The host must report a static (t, h, w) patch grid (mmaction2's VideoMAE ``VisionTransformer``); image hosts
-    are refused at build time, and an input whose token count differs from the grid fails at the forward.
+    The host must report a static (t, h, w) patch grid (mmaction2's VideoMAE ``VisionTransformer``), or be an image
+    tower run per frame (layout ``'frames'``, ``promptkit.FrameTower``), where the (h, w) grid is static and T comes
+    with each forward; an image tower on its own is refused at build time, and an input whose token count differs
+    from the grid fails at the forward.
 
     Args:
         width: Adapter bottleneck width (Ca). Defaults to 384.
@@ -99,6 +103,7 @@ class STAdapter(PromptStrategy):
             Defaults to None.
         layers: Blocks that get adapters: ``'all'``, the last ``n`` (the official ``adapter_layers=n``) or a list
             of indices. Defaults to ``'all'``.
+        **kwargs: ``kinds`` / ``modules`` targeting, see :class:`PromptStrategy`.
 
     Examples:
         >>> backbone = dict(type='promptkit.PromptedBackbone',
@@ -107,15 +112,16 @@ class STAdapter(PromptStrategy):
     """
 
     #: Both hooks the strategy can use; an instance keeps only those of its ``positions``.
+    #: The smallest config, for the contract tests and examples.
+    example: ClassVar[dict] = dict(width=8, positions=('attn', 'mlp'))
     hooks = ('block_input', 'pre_mlp')
     host_roles: tuple[str, ...] = ()
 
     def __init__(self, width: int = 384, positions: Sequence[str] | str = ('mlp',),
                  kernel_size: Sequence[int] = (3, 1, 1), activation: str | None = None,
-                 layers: Layers = 'all') -> None:
+                 layers: Layers = 'all', **kwargs) -> None:
         name = type(self).__name__
-        if isinstance(width, bool) or not isinstance(width, int) or width <= 0:
-            raise ValueError(f'{name}: width must be a positive int, got {width!r}')
+        check_int(name, 'width', width)
         positions = (positions,) if isinstance(positions, str) else tuple(positions)
         unknown = [p for p in positions if p not in POSITIONS]
         if not positions or unknown or len(set(positions)) != len(positions):
@@ -127,42 +133,64 @@ class STAdapter(PromptStrategy):
                              f'got {kernel_size!r}; even sizes would change the token grid')
         if activation not in ACTIVATIONS:
             raise ValueError(f'{name}: activation must be one of {ACTIVATIONS}, got {activation!r}')
-        super().__init__(layers)
+        super().__init__(layers, **kwargs)
         self.width, self.kernel_size, self.activation = width, kernel_size, activation
         self.positions = tuple(p for p in POSITIONS if p in positions)  # canonical order: 'attn', then 'mlp'
         self.hooks = tuple(POSITIONS[p] for p in self.positions)  # only the hooks in use, for the host check
 
+    def unfit(self, site: SiteInfo) -> str | None:
+        if site.layout == 'frames' and site.grid is not None and len(site.grid) == 2:
+            return None  # an image tower run per frame: T arrives with each forward
+        if site.layout == 'tokens' and site.grid is not None and len(site.grid) == 3:
+            return None  # a video transformer with a static (t, h, w) grid
+        return (f'it needs video: its depth-wise 3-D convolution runs over a (t, h, w) patch-token grid, but the '
+                f'site has layout {site.layout!r} and grid={site.grid}. Use a video backbone such as mmaction2\'s '
+                'VideoMAE VisionTransformer, or run an image tower per frame inside promptkit.FrameTower')
+
     def build(self, sites: list[SiteInfo]) -> None:
-        name = type(self).__name__
-        for s in sites:
-            if s.grid is None or len(s.grid) != 3:
-                why = 'no static token grid' if s.grid is None else 'a grid without a time axis'
-                raise ValueError(f'{name} needs a video host: its depth-wise 3-D convolution runs over the (t, h, w) '
-                                 f'patch-token grid, but {s.name} reports grid={s.grid} ({why}). Image towers '
-                                 '(timm, open_clip) have no time axis; use a video backbone such as mmaction2\'s '
-                                 'VideoMAE VisionTransformer')
-        C = sites[0].dim
-        if any(s.dim != C for s in sites):
-            raise ValueError(f'{name} needs the same width in every adapted block')
         self.adapters = nn.ModuleDict({
-            p: nn.ModuleList(DWConvAdapter(C, self.width, self.kernel_size, self.activation) for _ in sites)
+            p: nn.ModuleList(DWConvAdapter(s.dim, self.width, self.kernel_size, self.activation) for s in sites)
             for p in self.positions})
 
-    def adapt(self, position: str, site: SiteInfo, x: Tensor) -> Tensor:
-        """The residual stream ``x`` (B, prefix + t·h·w, C) with ``position``'s adapter added to its patch tokens."""
-        n0 = site.num_prefix_tokens
+    def noop_(self) -> 'STAdapter':
+        """Zero convolutions (the initialisation): every adapter adds exactly nothing."""
+        with torch.no_grad():
+            for adapters in self.adapters.values():
+                for adapter in adapters:
+                    adapter.conv.weight.zero_()
+                    adapter.conv.bias.zero_()
+        return self
+
+    def grid(self, site: SiteInfo, z: Tensor) -> tuple[int, int, int]:
+        """The (t, h, w) grid of the patch tokens ``z`` (B, N, C) at ``site``, checked against the token count."""
+        ph, pw = site.patch_size
+        if site.layout == 'frames':
+            h, w = site.grid
+            t = current_frames(site)
+            if z.shape[1] != h * w or z.shape[0] % t:
+                raise ValueError(f'{type(self).__name__}: {site.name} gets {tuple(z.shape[:2])} (frames, patch tokens) '
+                                 f'but each frame should have h x w = {h} x {w} patch tokens and the batch a multiple '
+                                 f'of T = {t} frames; feed frames of {h * ph}x{w * pw} pixels')
+            return t, h, w
         t, h, w = site.grid
-        z = x[:, n0:]  # (B, t·h·w, C) patch tokens; prefix tokens bypass the adapter
         if z.shape[1] != t * h * w:
-            ph, pw = site.patch_size
             raise ValueError(
                 f'{type(self).__name__}: {site.name} gets {z.shape[1]} patch tokens but the host\'s token grid is '
                 f't x h x w = {t} x {h} x {w} = {t * h * w}, which the adapters\' 3-D convolution needs exactly. '
                 f'Feed clips of {t * site.tubelet_size} frames of {h * ph}x{w * pw} pixels, or build the backbone '
                 'with num_frames / img_size matching the input (mmaction2 interpolates the position embedding to '
                 'other frame sizes, but the adapters\' grid is fixed when the model is built)')
+        return t, h, w
+
+    def adapt(self, position: str, site: SiteInfo, x: Tensor) -> Tensor:
+        """The residual stream ``x`` with ``position``'s adapter added to its patch tokens: (B, prefix + t·h·w, C)
+        for a video transformer, (B·T, prefix + h·w, C) for an image tower run per frame."""
+        n0 = site.num_prefix_tokens
+        z = x[:, n0:]  # patch tokens; prefix tokens bypass the adapter
+        t, h, w = self.grid(site, z)
         adapter = self.adapters[position][self.index(site)]
-        delta = adapter(z.to(adapter.fc1.weight.dtype), (t, h, w)).to(x.dtype)
+        clips = z.reshape(-1, t * h * w, z.shape[-1])  # (B, t·h·w, C): consecutive frames of one clip
+        delta = adapter(clips.to(adapter.fc1.weight.dtype), (t, h, w)).to(x.dtype).reshape(z.shape)
         if n0 == 0:
             return x + delta
         return torch.cat([x[:, :n0], z + delta], dim=1)

@@ -49,7 +49,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from promptkit.attention import attention_impl, attention_reference, prompted_attention, split_supported  # noqa
-from promptkit.cost import median_ms, saved_activation_bytes  # noqa: E402
+from promptkit.analysis import median_ms, saved_activation_bytes  # noqa: E402
 from promptkit.flops import count_flops, flop_counter  # noqa: E402
 from promptkit.models import PromptedBackbone  # noqa: E402
 from promptkit.registry import PROMPTS  # noqa: E402
@@ -251,7 +251,7 @@ class Variant:
 def interleaved_ms(calls: dict[str, Callable[[], None]], device: str, repeats: int, warmup: int
                    ) -> dict[str, float]:
     """Median time of each call, timed round-robin (A B C A B C ...) so that drifts in clock speed or in a
-    shared machine's load reach every variant alike; each timing as ``promptkit.cost.median_ms`` takes it."""
+    shared machine's load reach every variant alike; each timing as ``promptkit.analysis.median_ms`` takes it."""
     for fn in calls.values():
         for _ in range(warmup):
             fn()

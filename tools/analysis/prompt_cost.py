@@ -1,7 +1,8 @@
 """One cost report for prompted models: ``python tools/analysis/prompt_cost.py CONFIG [CONFIG ...]``.
 
-For each config: trainable / total parameters, prompt-file size, forward FLOPs per view at the config's test
-shape *with attention counted* (one multiply-add = 2 FLOPs), the extra FLOPs over the same host without prompts,
+For each config (video or image): trainable / total parameters, prompt-file size, forward FLOPs per view at the
+shape the model was built for *with attention counted* (one multiply-add = 2 FLOPs), the extra FLOPs over the same
+host without prompts,
 latency and throughput, training-step time and peak training memory. Writes ``prompt_cost.md``,
 ``prompt_cost.csv`` and ``prompt_cost.png`` to ``--work-dir`` and prints the markdown table.
 
@@ -10,6 +11,7 @@ On a GPU the forward runs under bf16 autocast and is timed with CUDA events; on 
 
 Examples:
     python tools/analysis/prompt_cost.py configs/apt/videomae_demo.py configs/apt/videomae_demo_pretrain.py
+    python tools/analysis/prompt_cost.py configs/vapt/vapt_timm_digits_demo.py configs/vapt/vapt_clip_digits_demo.py
     python tools/analysis/prompt_cost.py configs/apt/videomae_ssv2.py configs/apt/videomae_ssv2_vpt-deep.py \\
         --device cuda --repeats 50 --batch 8
 """
@@ -24,7 +26,7 @@ import torch  # noqa: E402
 from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
 
-from promptkit.cost import markdown_table, measure_config, write_report  # noqa: E402
+from promptkit.analysis import markdown_table, measure_config, write_report  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,10 +37,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', choices=['cpu', 'cuda'], default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--repeats', type=int, help='timed repetitions, median reported (default: cpu 5, cuda 50)')
     parser.add_argument('--warmup', type=int, help='untimed calls first (default: cpu 3, cuda 10)')
-    parser.add_argument('--batch', type=int, default=1, help='clips per forward for latency / throughput')
-    parser.add_argument('--train-batch', type=int, help="clips per training step (default: the config's batch)")
-    parser.add_argument('--shape', type=int, nargs=3, metavar=('T', 'H', 'W'),
-                        help='one view\'s frames, height, width (default: from the test pipeline)')
+    parser.add_argument('--batch', type=int, default=1, help='samples (one view each) per forward for latency')
+    parser.add_argument('--train-batch', type=int, help="samples per training step (default: the config's batch)")
     parser.add_argument('--amp', action=argparse.BooleanOptionalAction, default=None,
                         help='bf16 autocast forward and AmpOptimWrapper training (default: on for cuda only)')
     parser.add_argument('--threads', type=int,
@@ -75,7 +75,7 @@ def main() -> None:
             cfg.merge_from_dict(args.cfg_options)
         rows.append(measure_config(
             cfg, device=args.device, batch=args.batch, train_batch=args.train_batch, repeats=settings['repeats'],
-            warmup=settings['warmup'], amp=settings['amp'], shape=args.shape, train=not args.no_train,
+            warmup=settings['warmup'], amp=settings['amp'], train=not args.no_train,
             accuracy=args.accuracy[i] if args.accuracy else None))
     paths = write_report(rows, args.work_dir, settings)
     print(markdown_table(rows))
