@@ -71,8 +71,9 @@ def tiny_sdxl_folder(folder: str, seed: int = 0, unet: dict | None = None) -> st
 
     tok = CLIPTokenizer.from_pretrained(tiny_tokenizer_files(os.path.join(folder, '_tok')))
     torch.manual_seed(seed)
-    unet = tiny_unet(seed, **{**dict(cross_attention_dim=64, addition_embed_type='text_time', addition_time_embed_dim=8,
-                              projection_class_embeddings_input_dim=32 + 6 * 8), **(unet or {})})
+    sdxl = dict(cross_attention_dim=64, addition_embed_type='text_time', addition_time_embed_dim=8,
+                projection_class_embeddings_input_dim=32 + 6 * 8)
+    unet = tiny_unet(seed, **{**sdxl, **(unet or {})})
     pipe = StableDiffusionXLPipeline(
         vae=AutoencoderKL(**TINY_VAE), text_encoder=CLIPTextModel(CLIPTextConfig(**TINY_TEXT)),
         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**TINY_TEXT)), tokenizer=tok, tokenizer_2=tok,

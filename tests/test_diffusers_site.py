@@ -62,7 +62,8 @@ CASES = {
     'cross+norm_cross': (dict(query_dim=32, heads=4, dim_head=8, cross_attention_dim=16,
                               cross_attention_norm='layer_norm'), dict(enc=True)),
     '4d+residual+rescale+group_norm': (dict(query_dim=32, heads=2, dim_head=16, norm_num_groups=8,
-                                            residual_connection=True, rescale_output_factor=2.0, bias=True), dict(d4=True)),
+                                            residual_connection=True, rescale_output_factor=2.0, bias=True),
+                                       dict(d4=True)),
     '4d+spatial_norm': (dict(query_dim=32, heads=2, dim_head=16, spatial_norm_dim=4, residual_connection=True),
                         dict(d4=True, temb=True)),
 }
@@ -103,7 +104,7 @@ def test_extra_kv_matches_reference_kernel(cross):
     torch.manual_seed(0)
     attn = Attention(query_dim=32, heads=4, dim_head=8, cross_attention_dim=16 if cross else None).eval()
     probe = Probe(hooks=('extra_kv',))
-    site = _site(attn, probe, cross=cross)
+    _site(attn, probe, cross=cross)
     hs, enc, mask, _ = _inputs(dict(enc=cross, mask=True))
     mask = torch.zeros_like(mask)
     mask[0, 0, -2:] = -1e9  # effectively removes sample 0's last two keys

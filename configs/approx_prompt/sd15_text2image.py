@@ -10,7 +10,7 @@ resolution = 512
 
 model = dict(
     type='PromptedTextToImage', pretrained=pretrained,
-    prompt=dict(type='ApproxPrompt', num_tokens=16, rank=4),
+    prompt=dict(type='ApproxPrompt', num_tokens=16, rank=4, kinds=('self', 'cross')),
     cfg_dropout=0.1, snr_gamma=5.0, gradient_checkpointing=True,
     sampler=dict(type='DDIMScheduler', num_inference_steps=25, guidance_scale=7.5))
 train_dataloader = dict(

@@ -3,5 +3,5 @@
 # the same M as the ApproxPrompt config. docs/text_to_image.md compares their extra FLOPs.
 _base_ = ['../approx_prompt/sd15_dreambooth.py']
 
-model = dict(prompt=dict(_delete_=True, type='AttentionPrompt', num_tokens=16, dropout=0.0,
+model = dict(prompt=dict(_delete_=True, type='AttentionPrompt', num_tokens=16, kinds=('self', 'cross'), dropout=0.0,
                          train_head_norm=False))  # a UNet has no head norm

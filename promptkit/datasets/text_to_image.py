@@ -84,7 +84,8 @@ class CaptionedImageFolder(Dataset):
                     raise KeyError(f'{path} line {n} lacks "{image_column}" or "{caption_column}": {line.strip()}')
                 image = osp.join(data_root, row[image_column])
                 if not osp.isfile(image):
-                    raise FileNotFoundError(f'{path} line {n} names {row[image_column]!r}, which is not in {data_root}')
+                    raise FileNotFoundError(f'{path} line {n} names {row[image_column]!r}, which is not in '
+                                            f'{data_root}')
                 self.items.append((image, str(row[caption_column])))
         if not self.items:
             raise ValueError(f'{path} lists no images')

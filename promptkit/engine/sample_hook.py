@@ -1,4 +1,4 @@
-"""``SampleGridHook``: text-to-image samples every N iterations, as a PNG grid in the work dir and in the visualizer."""
+"""``SampleGridHook``: text-to-image samples every N iterations, as PNG grids in the work dir and the visualizer."""
 from __future__ import annotations
 
 import os
@@ -29,8 +29,8 @@ class SampleGridHook(Hook):
 
     Each call writes ``<work_dir>/<out_dir>/iter_<n>.png`` (one row per caption, ``num_images`` seeds each) and adds
     the grid to MMEngine's visualizer (``add_image``: the local backend's ``vis_data`` folder, TensorBoard when
-    configured). Sampling uses the model's ``sample`` (its sampler config) with seeds ``seed .. seed + num_images - 1``,
-    so grids of successive iterations are comparable.
+    configured). Sampling uses the model's ``sample`` (its sampler config), each caption's images drawn from one
+    generator seeded with ``seed``, so grids of successive iterations start from the same noise.
 
     Args:
         captions: The captions to sample.
@@ -69,7 +69,6 @@ class SampleGridHook(Hook):
                     for c in self.captions]
         finally:
             model.train(was_training)
-        # one seed per column: sample() draws the batch from one generator seeded with self.seed
         grid = image_grid(torch.cat(rows), nrow=self.num_images)
         folder = osp.join(runner.work_dir, self.out_dir)
         os.makedirs(folder, exist_ok=True)

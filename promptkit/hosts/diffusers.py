@@ -89,4 +89,5 @@ class DiffusersUNetHost(Host):
                 'happens after unet.set_attn_processor(...), set_default_attn_processor() or '
                 'fuse_qkv_projections(). Do not call them on a prompted UNet; to change processors, unload the '
                 'prompts first (promptkit.diffusers.unload_prompts(pipe) or model.detach_prompts()), then load them '
-                'again (promptkit.diffusers.load_prompts(pipe, path)); for fused projections, unfuse_qkv_projections()')
+                'again (promptkit.diffusers.load_prompts(pipe, path)); for fused projections, '
+                'unfuse_qkv_projections()')

@@ -19,7 +19,6 @@ from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
@@ -27,7 +26,8 @@ from torch import Tensor, nn
 from ..registry import MODELS
 from .prompted_backbone import PromptedWrapperMixin, attach_prompts
 
-__all__ = ['PromptedTextToImage', 'PixelTextToImagePipeline', 'base_fingerprints', 'denoise', 'load_components']
+__all__ = ['PromptedTextToImage', 'PixelTextToImagePipeline', 'base_fingerprints', 'denoise',  # noqa: F822 (lazy)
+           'load_components']
 
 #: The components a diffusers text-to-image folder may hold, in ``model_index.json``'s names.
 COMPONENTS = ('unet', 'text_encoder', 'tokenizer', 'text_encoder_2', 'tokenizer_2', 'vae', 'scheduler')

@@ -10,6 +10,6 @@ from .timm_attention import TimmAttentionSite
 from .timm_block import TimmBlockSite
 from .vit_block import VideoMAEBlockSite
 
-__all__ = ['Site', 'ForwardSite', 'ProcessorSite', 'DiffusersAttentionSite', 'FusedQKVAttentionSite', 'VideoMAEBlockSite',
-           'MultiheadAttentionSite', 'OpenCLIPAttentionSite',
+__all__ = ['Site', 'ForwardSite', 'ProcessorSite', 'DiffusersAttentionSite', 'FusedQKVAttentionSite',
+           'VideoMAEBlockSite', 'MultiheadAttentionSite', 'OpenCLIPAttentionSite',
            'OpenCLIPBlockSite', 'OpenCLIPCustomBlockSite', 'TimmAttentionSite', 'TimmBlockSite']
