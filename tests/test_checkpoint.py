@@ -13,8 +13,8 @@ from safetensors.torch import save_file
 
 from promptkit._compat import stub_mmaction_drn
 from promptkit.artifacts import fingerprint
-from promptkit.checkpoint import (CheckpointError, load_videomae_backbone, read_state_dict,
-                                  videomae_to_mmaction)
+from promptkit.checkpoint import CheckpointError, read_state_dict
+from promptkit.weights import load_videomae_backbone, videomae_to_mmaction
 
 stub_mmaction_drn()
 from mmaction.models.backbones.vit_mae import VisionTransformer  # noqa: E402

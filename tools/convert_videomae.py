@@ -17,7 +17,8 @@ import sys
 import torch
 
 from promptkit.artifacts import fingerprint
-from promptkit.checkpoint import CheckpointError, read_state_dict, videomae_to_mmaction
+from promptkit.checkpoint import CheckpointError, read_state_dict
+from promptkit.weights import videomae_to_mmaction
 
 
 def convert(src: str, dst: str, num_classes: int | None = None, trust_pickle: bool = False) -> dict:

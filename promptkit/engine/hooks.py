@@ -66,11 +66,17 @@ class PromptCheckpointHook(Hook):
             raise RuntimeError(f'the checkpoint lacks trainable tensors {missing[:10]}: it was written for another '
                                'prompt configuration than this config builds')
 
+    def before_train(self, runner) -> None:
+        table = trainable_table(_unwrap(runner.model))
+        path = osp.join(runner.log_dir, 'trainable_parameters.txt')
+        with open(path, 'w') as f:
+            f.write(table + '\n')
+        runner.logger.info(f'promptkit: {table.splitlines()[-1]} (table: {path})')
+
     def after_train(self, runner) -> None:
-        from ..artifacts import save_prompts
         save_prompts(_unwrap(runner.model), runner.work_dir, base_fingerprint=self._base(runner),
                      config=runner.cfg.get('model'))
-        runner.logger.info(f'promptkit: prompts written to {osp.join(runner.work_dir, "prompts.safetensors")}')
+        runner.logger.info(f'promptkit: prompts written to {osp.join(runner.work_dir, TENSORS)}')
 
 
-__all__ = ['PromptCheckpointHook', 'trained_state_dict', 'frozen_fingerprint']
+__all__ = ['PromptCheckpointHook']

@@ -1,7 +1,9 @@
 """MMEngine-buildable wrappers, registered in ``promptkit.registry.MODELS``."""
 from ..artifacts import trainable_table
 from .prompted_backbone import PromptedBackbone, attach_prompts, build_prompt
-from .image_classifier import OpenCLIPClassifier, PromptedImageClassifier, TimmClassifier
+from .image_classifier import PromptedImageClassifier
+from .open_clip_classifier import OpenCLIPClassifier
+from .timm_classifier import TimmClassifier
 from .text_to_image import PromptedTextToImage
 
 __all__ = ['PromptedBackbone', 'attach_prompts', 'build_prompt', 'trainable_table', 'PromptedImageClassifier',

@@ -136,7 +136,7 @@ class PromptedBackbone(PromptedWrapperMixin, BaseModule):
         self.backbone = build_host_model(backbone)
         self.pretrained = pretrained
         if pretrained:
-            from ..checkpoint import load_videomae_backbone
+            from ..weights import load_videomae_backbone
             load_videomae_backbone(self.backbone, pretrained, logger='current')
         self.full_finetune = full_finetune
         self.host, self.prompt, self.train_roles = attach_prompts(self.backbone, prompt, train_roles, full_finetune)
