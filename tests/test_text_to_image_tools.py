@@ -100,9 +100,8 @@ T2I_CONFIGS = ['configs/approx_prompt/sd15_dreambooth.py', 'configs/apt/sd15_kv-
 def test_text_to_image_configs_build(data, tmp_path):
     """Every text-to-image config builds its model and data set on tiny SD / SDXL folders; one loss step runs."""
     from mmengine.config import Config
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from PIL import Image
-    from promptkit.registry import DATASETS, MODELS
     from t2i_tiny import tiny_sdxl_folder
     sdxl = tiny_sdxl_folder(str(tmp_path / 'sdxl'), unet=dict(block_out_channels=(32, 64)))
     captioned = _images(tmp_path / 'captioned', 2, 2)
@@ -114,19 +113,24 @@ def test_text_to_image_configs_build(data, tmp_path):
     assert sorted(T2I_CONFIGS) == found
     for path in T2I_CONFIGS:
         cfg = Config.fromfile(os.path.join(ROOT, path))
-        init_default_scope(cfg.default_scope)
-        cfg.model.pretrained = sdxl if 'sdxl' in path else data['sd']
-        if 'sdxl' in path:
-            cfg.model.pop('frozen_dtype')  # float16 matmuls are slow on CPU; the cast itself is config-independent
-        ds = cfg.train_dataloader.dataset
-        if ds.type == 'DreamBoothDataset':
-            ds.update(instance_data_root=data['instance'], class_data_root=data['cls'], resolution=32)
-        else:
-            ds.update(data_root=captioned, resolution=32)
-        model = MODELS.build(cfg.model)
-        dataset = DATASETS.build(ds)
-        items = [dataset[0], dataset[1]]
-        losses = model([i['inputs'] for i in items], [i['data_samples'] for i in items], mode='loss')
-        assert all(v.isfinite() for v in losses.values()), path
-        assert ('loss_prior' in losses) == (ds.type == 'DreamBoothDataset')
-        assert model.num_trainable() > 0 and (model.lora_cfg is not None) == ('lora' in path)
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):  # restored: later tests build in theirs
+            _build_and_step(cfg, path, data, sdxl, captioned)
+
+
+def _build_and_step(cfg, path, data, sdxl, captioned):
+    from promptkit.registry import DATASETS, MODELS
+    cfg.model.pretrained = sdxl if 'sdxl' in path else data['sd']
+    if 'sdxl' in path:
+        cfg.model.pop('frozen_dtype')  # float16 matmuls are slow on CPU; the cast itself is config-independent
+    ds = cfg.train_dataloader.dataset
+    if ds.type == 'DreamBoothDataset':
+        ds.update(instance_data_root=data['instance'], class_data_root=data['cls'], resolution=32)
+    else:
+        ds.update(data_root=captioned, resolution=32)
+    model = MODELS.build(cfg.model)
+    dataset = DATASETS.build(ds)
+    items = [dataset[0], dataset[1]]
+    losses = model([i['inputs'] for i in items], [i['data_samples'] for i in items], mode='loss')
+    assert all(v.isfinite() for v in losses.values()), path
+    assert ('loss_prior' in losses) == (ds.type == 'DreamBoothDataset')
+    assert model.num_trainable() > 0 and (model.lora_cfg is not None) == ('lora' in path)
