@@ -1,15 +1,15 @@
 # `make demo` and `make test` work on a fresh machine: the first call makes .venv and installs promptkit with
-# its pinned stack (about 3 minutes, mostly torch), later calls reuse it.
+# the tested stack of constraints.txt (about 3 minutes, mostly torch), later calls reuse it.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install image-demo
+.PHONY: demo test install image-demo frames-demo
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -e '.[test]'
+	$(VENV)/bin/pip install -c constraints.txt -e '.[test,t2i,vis]'
 	touch $@
 
 demo: $(VENV)/.installed
@@ -20,3 +20,6 @@ test: $(VENV)/.installed
 
 image-demo: $(VENV)/.installed
 	$(PY) tools/image_demo.py
+
+frames-demo: $(VENV)/.installed
+	$(PY) tools/frames_demo.py

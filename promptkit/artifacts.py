@@ -62,8 +62,9 @@ def wrappers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def trained_state_dict(model: nn.Module) -> dict[str, Tensor]:
     """The tensors a run changes: trainable parameters, and buffers except those of frozen hosts (their buffers,
     e.g. VideoMAE's sinusoid ``pos_embed``, come with the base weights)."""
-    frozen_hosts = tuple(f'{name}.backbone.' if name else 'backbone.' for name, m in wrappers(model)
-                         if not all(p.requires_grad for p in m.backbone.parameters()))
+    path = {id(m): name for name, m in model.named_modules()}  # a host by where it sits (PromptModel: base_model.*)
+    frozen_hosts = tuple(f'{path[id(m.backbone)]}.' for _, m in wrappers(model)
+                         if not all(p.requires_grad for p in m.backbone.parameters()) and path.get(id(m.backbone)))
     keep = {n for n, p in model.named_parameters() if p.requires_grad}
     keep |= {n for n, _ in model.named_buffers() if not n.startswith(frozen_hosts)}
     return {k: v for k, v in model.state_dict().items() if k in keep}
@@ -94,9 +95,17 @@ def describe(model: nn.Module) -> list[dict[str, Any]]:
         out.append(dict(module=name, host=m.host.name, prompt=type(strategy).__name__ if strategy else None,
                         prompt_cfg=getattr(strategy, 'config', None),
                         sites=[s.name for s in getattr(strategy, 'sites', [])], train_roles=list(m.train_roles),
-                        full_finetune=bool(m.full_finetune),
-                        **(m.artifact_info() if hasattr(m, 'artifact_info') else {})))  # wrapper-specific extras
+                        full_finetune=bool(m.full_finetune)))
+        out[-1].update(getattr(m, 'artifact_info', dict)())  # PromptModel: what from_pretrained rebuilds it from
     return out
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version('promptkit')
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return 'unknown'
 
 
 def _atomic_write(path: str, write) -> None:
@@ -120,10 +129,9 @@ def save_prompts(model: nn.Module, out_dir: str, base_fingerprint: str | None = 
         base_fingerprint: Fingerprint of the frozen weights; computed when not given.
         config: The model config, recorded for reference.
     """
-    from . import __version__
     os.makedirs(out_dir, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in trained_state_dict(model).items()}
-    info = dict(promptkit_version=__version__, base_fingerprint=base_fingerprint or frozen_fingerprint(model),
+    info = dict(promptkit_version=_version(), base_fingerprint=base_fingerprint or frozen_fingerprint(model),
                 targets=describe(model), tensors={k: list(v.shape) for k, v in tensors.items()},
                 model=config.to_dict() if hasattr(config, 'to_dict') else config)
     text = json.dumps(info, indent=2, default=str)

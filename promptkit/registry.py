@@ -56,3 +56,26 @@ def registered_for(registry: Registry, module: nn.Module) -> type | None:
             if isinstance(module, target) and mro.index(target) <= depth:  # later registrations win ties
                 best, depth = cls, mro.index(target)
     return best
+
+# `_base_ = 'promptkit::...'` makes MMEngine tag every typed dict of that base with `_scope_='promptkit'` (as
+# `mmaction::` bases get 'mmaction'), so the promptkit scope must also resolve what promptkit configs take from
+# mmaction2 and MMEngine: metrics, samplers, loops, optimizers, schedulers, visualizers. These registries hold
+# nothing of their own (except METRICS) and, as children of mmaction2's, find mmaction2's and MMEngine's classes.
+from mmaction import registry as _mmaction  # noqa: E402
+
+# Without a location MMEngine would call `promptkit.utils.register_all_modules`; importing promptkit registers all.
+_NONE = ['promptkit']
+
+METRICS = Registry('metric', parent=_mmaction.METRICS, scope='promptkit', locations=['promptkit.evaluation'])
+EVALUATOR = Registry('evaluator', parent=_mmaction.EVALUATOR, scope='promptkit', locations=_NONE)
+DATA_SAMPLERS = Registry('data sampler', parent=_mmaction.DATA_SAMPLERS, scope='promptkit', locations=_NONE)
+LOOPS = Registry('loop', parent=_mmaction.LOOPS, scope='promptkit', locations=_NONE)
+OPTIMIZERS = Registry('optimizer', parent=_mmaction.OPTIMIZERS, scope='promptkit', locations=_NONE)
+OPTIM_WRAPPERS = Registry('optim_wrapper', parent=_mmaction.OPTIM_WRAPPERS, scope='promptkit', locations=_NONE)
+OPTIM_WRAPPER_CONSTRUCTORS = Registry('optimizer wrapper constructor', parent=_mmaction.OPTIM_WRAPPER_CONSTRUCTORS,
+                                      scope='promptkit', locations=_NONE)
+PARAM_SCHEDULERS = Registry('parameter scheduler', parent=_mmaction.PARAM_SCHEDULERS, scope='promptkit',
+                            locations=_NONE)
+LOG_PROCESSORS = Registry('log_processor', parent=_mmaction.LOG_PROCESSORS, scope='promptkit', locations=_NONE)
+VISUALIZERS = Registry('visualizer', parent=_mmaction.VISUALIZERS, scope='promptkit', locations=_NONE)
+VISBACKENDS = Registry('vis_backend', parent=_mmaction.VISBACKENDS, scope='promptkit', locations=_NONE)

@@ -140,6 +140,16 @@ def _unet() -> nn.Module:
     return OneInputUNet(**dict(TINY_UNET, sample_size=8))
 
 
+def _frames(tower: str) -> nn.Module:
+    from promptkit import FrameTower
+    if tower == 'timm':
+        return FrameTower(tower='timm', model_name='vit_tiny_patch16_224', img_size=32, patch_size=8, embed_dim=48,
+                          depth=2, num_heads=4)
+    return FrameTower(tower='open_clip', model_name='tiny-frames-contract', model_cfg=dict(
+        embed_dim=32, vision_cfg=dict(image_size=32, patch_size=8, width=48, layers=2, head_width=12),
+        text_cfg=dict(context_length=16, vocab_size=100, width=32, heads=4, layers=1)))
+
+
 #: Host class name -> [(label, tiny model factory, input factory)].
 HOST_MODELS: dict[str, list[tuple[str, Callable[[], nn.Module], Callable[[], Tensor]]]] = {
     'MMActionViTHost': [('videomae', _videomae, lambda: torch.randn(2, 3, 4, 32, 32))],
@@ -148,6 +158,8 @@ HOST_MODELS: dict[str, list[tuple[str, Callable[[], nn.Module], Callable[[], Ten
                            ('open_clip-custom', lambda: _open_clip(block_type='custom'),
                             lambda: torch.randn(2, 3, 32, 32))],
     'DiffusersUNetHost': [('diffusers-unet', _unet, lambda: torch.randn(2, 4, 8, 8))],
+    'FrameTowerHost': [('frames-timm', lambda: _frames('timm'), lambda: torch.randn(2, 3, 4, 32, 32)),
+                       ('frames-open_clip', lambda: _frames('open_clip'), lambda: torch.randn(2, 3, 4, 32, 32))],
     'ToyHost': [('toy', ToyModel, lambda: torch.randn(2, 16, 8))],
 }
 
@@ -262,3 +274,43 @@ def test_user_host_is_found_and_refuses_what_it_cannot_run():
     assert isinstance(host, ToyHost) and [i.name for i in host.infos()] == [f'blocks.{i}.attn' for i in range(3)]
     with pytest.raises(TypeError, match='cannot attach prompts to a .*Linear.*registered hosts understand'):
         find_host(nn.Linear(2, 2))
+
+
+def test_a_replaced_site_fails_loudly_at_the_next_forward():
+    """Another library patching a module promptkit took over must not silently run the host unprompted."""
+    model = PromptedBackbone(jittered(ToyModel), prompt=dict(type='AttentionPrompt', num_tokens=2))
+    x = torch.randn(2, 16, 8)
+    model(x)
+    attn = model.backbone.blocks[1].attn
+    attn.forward = ToyAttention.forward.__get__(attn)  # what a second patcher would do
+    with pytest.raises(RuntimeError, match=r'site at blocks\.1\.attn was replaced'):
+        model(x)
+    del attn.forward
+    model.detach_prompts()
+    model(x)  # detached: no guard left
+
+
+def test_targets_choose_sites_by_layer_kind_and_module_path():
+    from promptkit.models import attach_prompts
+    _, s, _ = attach_prompts(ToyModel(), dict(type='ApproxPrompt', num_tokens=2, modules=r'blocks\.[12]\.attn'))
+    assert [i.name for i in s.sites] == ['blocks.1.attn', 'blocks.2.attn'] and len(s.prompt) == 2
+    with pytest.raises(ValueError, match=r"kinds=\('cross',\).*matched no site.*kinds \['self'\].*blocks\.0\.attn"):
+        attach_prompts(ToyModel(), dict(type='ApproxPrompt', num_tokens=2, kinds=('cross',)))
+    with pytest.raises(ValueError, match='kinds must list'):
+        attach_prompts(ToyModel(), dict(type='ApproxPrompt', num_tokens=2, kinds=('both',)))
+
+
+def test_unknown_prompt_type_suggests_the_closest_names():
+    from promptkit.models import build_prompt
+    with pytest.raises(KeyError, match="did you mean 'AttentionPrompt'"):
+        build_prompt(dict(type='AttentionPromt', num_tokens=2))
+
+
+def test_vapt_prompt_norms_use_the_default_epsilon():
+    """The official code builds its prompt LayerNorms with PyTorch's default eps (1e-5)."""
+    from promptkit.models import attach_prompts
+    _, vapt, _ = attach_prompts(ToyModel(), dict(type='AdaptivePrompt', num_tokens=2))
+    x = torch.randn(2, 16, 24)
+    for norm in vapt.prompt_norm:
+        assert norm.eps == nn.LayerNorm(24).eps == 1e-5
+        torch.testing.assert_close(norm(x), F.layer_norm(x, (24,), norm.weight, norm.bias))

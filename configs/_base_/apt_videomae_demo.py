@@ -34,4 +34,5 @@ val_dataloader = dict(
                  pipeline=test_pipeline, test_mode=True))
 test_dataloader = dict(val_dataloader, _delete_=True)  # replaces mmaction2's Kinetics test set
 val_evaluator = dict(type='AccMetric')
-test_evaluator = val_evaluator
+# Test runs also write confusion_matrix.{csv,png} and per_class_accuracy.csv into <work_dir>/<timestamp>/.
+test_evaluator = [dict(type='AccMetric'), dict(type='promptkit.ConfusionMatrixReport')]

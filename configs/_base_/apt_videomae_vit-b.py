@@ -44,4 +44,4 @@ auto_scale_lr = dict(enable=False, base_batch_size=64)
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=5, save_best=None, max_keep_ckpts=3),
                      logger=dict(type='LoggerHook', interval=50))
 # Checkpoints hold the trained tensors and optimizer state only, plus a fingerprint of the frozen base.
-custom_hooks = [dict(type='promptkit.PromptCheckpointHook')]
+custom_hooks = [dict(type='promptkit.PromptCheckpointHook'), dict(type='promptkit.TrainingCurvesHook')]

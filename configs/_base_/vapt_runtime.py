@@ -44,7 +44,7 @@ default_hooks = dict(
     sync_buffers=dict(type='SyncBuffersHook'))
 # Checkpoints hold the trained tensors and optimizer state only, plus a fingerprint of the frozen base;
 # prompts.safetensors is written at the end.
-custom_hooks = [dict(type='promptkit.PromptCheckpointHook')]
+custom_hooks = [dict(type='promptkit.PromptCheckpointHook'), dict(type='promptkit.TrainingCurvesHook')]
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 log_processor = dict(type='LogProcessor', window_size=20, by_epoch=True)

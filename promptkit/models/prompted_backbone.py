@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..artifacts import trainable_table
 from ..hosts import Host, find_host
 from ..registry import MODELS, PROMPTS
+from ..weights import load_videomae_backbone
 
 
 def build_prompt(cfg: dict) -> nn.Module:
@@ -112,7 +113,8 @@ class PromptedBackbone(PromptedWrapperMixin, BaseModule):
         backbone: Config of the host backbone (built with mmaction2's registry), or the module itself.
         prompt: Config of the prompt strategy (``PROMPTS``); None for linear probing / full fine-tuning.
         pretrained: Path of VideoMAE (pre-training or fine-tuned) or mmaction2 weights for the backbone, loaded
-            at build time and checked key by key. Defaults to None (the host's own random init).
+            at build time and checked key by key (a ``promptkit.FrameTower`` takes its own ``pretrained=``).
+            Defaults to None (the host's own random init).
         train_roles: Host parameter roles to train besides the strategy's own choice, e.g. ``('head_norm',)``
             for the official linear probe. Defaults to ().
         full_finetune: Train every backbone parameter (the full fine-tuning baseline). Defaults to False.
@@ -136,7 +138,11 @@ class PromptedBackbone(PromptedWrapperMixin, BaseModule):
         self.backbone = build_host_model(backbone)
         self.pretrained = pretrained
         if pretrained:
-            from ..weights import load_videomae_backbone
+            from .frame_tower import FrameTower
+            if isinstance(self.backbone, FrameTower):
+                raise ValueError('PromptedBackbone: pretrained= loads VideoMAE weights; a FrameTower loads its own '
+                                 'image-tower weights: move pretrained= into backbone=dict(type='
+                                 "'promptkit.FrameTower', ..., pretrained=...)")
             load_videomae_backbone(self.backbone, pretrained, logger='current')
         self.full_finetune = full_finetune
         self.host, self.prompt, self.train_roles = attach_prompts(self.backbone, prompt, train_roles, full_finetune)

@@ -112,8 +112,9 @@ class STAdapter(PromptStrategy):
     """
 
     #: Both hooks the strategy can use; an instance keeps only those of its ``positions``.
-    #: The smallest config, for the contract tests and examples.
-    example: ClassVar[dict] = dict(width=8, positions=('attn', 'mlp'))
+    #: The smallest config, for the contract tests and examples. Block 0 only: on a host that reads the class
+    #: token alone (FrameTower), the last block's pre-MLP adapter cannot reach the output (class tokens bypass it).
+    example: ClassVar[dict] = dict(width=8, positions=('attn', 'mlp'), layers=[0])
     hooks = ('block_input', 'pre_mlp')
     host_roles: tuple[str, ...] = ()
 
