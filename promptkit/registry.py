@@ -7,6 +7,7 @@ strategy only needs ``@PROMPTS.register_module()`` in a module named by ``custom
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
+from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
@@ -18,3 +19,5 @@ DATASETS = Registry('dataset', parent=MMENGINE_DATASETS, scope='promptkit', loca
 HOOKS = Registry('hook', parent=MMENGINE_HOOKS, scope='promptkit', locations=['promptkit.engine'])
 # A child of MMEngine's root, so mmcv's transforms stay reachable from the promptkit scope (image pipelines).
 TRANSFORMS = Registry('transform', parent=MMENGINE_TRANSFORMS, scope='promptkit', locations=['promptkit.datasets'])
+# Evaluators (text-to-image metrics, the digits judge), children of MMEngine's root like mmaction2's.
+METRICS = Registry('metric', parent=MMENGINE_METRICS, scope='promptkit', locations=['promptkit.evaluation'])

@@ -1,0 +1,20 @@
+"""Evaluators for generated images (MMEngine metrics in promptkit's ``METRICS``), weights from paths only.
+
+- ``ClipScore`` (CLIP-T), ``ClipImageSimilarity`` (CLIP-I), ``DinoSimilarity`` (DINO), ``FrechetDistance`` (in a
+  given feature extractor), ``Drift`` (base vs tuned images of unrelated captions, 1 − cosine);
+- ``DigitsJudge`` / ``DigitsJudgeMetric``: the CPU demo's judge (content accuracy, domain rate).
+
+Each metric reads the generated image of a data sample from ``image_key`` (default ``'pred_img'``: a tensor
+(C, H, W) float in [0, 1] or uint8) and, where it needs them, the caption (``text``), the label (``gt_label``) and
+the base model's image (``base_img``).
+"""
+from .clip_score import ClipScore
+from .digits_judge import DigitsJudge, DigitsJudgeMetric
+from .drift import Drift, drift
+from .frechet import FrechetDistance, frechet_distance
+from .image_similarity import ClipImageSimilarity, DinoSimilarity, ReferenceSimilarity
+from .images import OpenCLIPEncoder, PixelEncoder, TimmEncoder, build_encoder, to_unit_images
+
+__all__ = ['ClipScore', 'ClipImageSimilarity', 'DinoSimilarity', 'ReferenceSimilarity', 'FrechetDistance',
+           'frechet_distance', 'Drift', 'drift', 'DigitsJudge', 'DigitsJudgeMetric', 'OpenCLIPEncoder',
+           'PixelEncoder', 'TimmEncoder', 'build_encoder', 'to_unit_images']
