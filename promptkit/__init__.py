@@ -9,7 +9,7 @@ allow_mmengine_checkpoints()
 from .attention import attention_impl, attention_reference, prompted_attention  # noqa: E402
 from .core import HOOKS, SiteInfo, resolve_layers  # noqa: E402
 from .registry import DATASETS, HOOKS as ENGINE_HOOKS, MODELS, PROMPTS  # noqa: E402
-from . import strategies, hosts, models, engine, datasets  # noqa: E402,F401
+from . import strategies, hosts, models, engine, datasets, evaluation  # noqa: E402,F401
 from .models import OpenCLIPClassifier, PromptedBackbone, TimmClassifier  # noqa: E402
 from .strategies import (AdaptivePrompt, ApproxPrompt, AttentionPrompt, DeepPrompt, PromptStrategy,  # noqa: E402
                          ShallowPrompt, STAdapter)
