@@ -9,8 +9,9 @@ allow_mmengine_checkpoints()
 from .attention import attention_impl, attention_reference, prompted_attention  # noqa: E402
 from .core import HOOKS, SiteInfo, resolve_layers  # noqa: E402
 from .registry import DATASETS, HOOKS as ENGINE_HOOKS, MODELS, PROMPTS  # noqa: E402
-from . import strategies, hosts, models, engine, datasets, evaluation  # noqa: E402,F401
-from .models import OpenCLIPClassifier, PromptedBackbone, TimmClassifier  # noqa: E402
+from . import strategies, hosts, models, engine, datasets  # noqa: E402,F401
+from . import evaluation  # noqa: E402,F401  (text-to-image metrics in METRICS)
+from .models import OpenCLIPClassifier, PromptedBackbone, PromptedTextToImage, TimmClassifier  # noqa: E402
 from .strategies import (AdaptivePrompt, ApproxPrompt, AttentionPrompt, DeepPrompt, PromptStrategy,  # noqa: E402
                          ShallowPrompt, STAdapter)
 
@@ -18,4 +19,4 @@ __version__ = '0.1.0'
 __all__ = ['PROMPTS', 'MODELS', 'DATASETS', 'ENGINE_HOOKS', 'HOOKS', 'SiteInfo', 'resolve_layers',
            'prompted_attention', 'attention_impl', 'attention_reference', 'PromptStrategy', 'AttentionPrompt',
            'AdaptivePrompt', 'ApproxPrompt', 'DeepPrompt', 'ShallowPrompt', 'STAdapter', 'PromptedBackbone',
-           'TimmClassifier', 'OpenCLIPClassifier']
+           'TimmClassifier', 'OpenCLIPClassifier', 'PromptedTextToImage']

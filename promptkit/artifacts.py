@@ -16,12 +16,13 @@ TENSORS, CONFIG = 'prompts.safetensors', 'prompt_config.json'
 
 
 def _targets(model: nn.Module) -> list[dict]:
-    from .models import PromptedBackbone, PromptedImageClassifier
+    from .models import PromptedBackbone, PromptedImageClassifier, PromptedTextToImage
     out = []
     for name, m in model.named_modules():
-        if isinstance(m, (PromptedBackbone, PromptedImageClassifier)):
+        if isinstance(m, (PromptedBackbone, PromptedImageClassifier, PromptedTextToImage)):
             out.append(dict(module=name, host=m.host.name, prompt=type(m.prompt).__name__ if m.prompt else None,
-                            sites=[s.info.name for s in m.host.sites if s.active], train_roles=list(m.train_roles)))
+                            sites=[s.info.name for s in m.host.sites if s.active], train_roles=list(m.train_roles),
+                            **(m.artifact_info() if hasattr(m, 'artifact_info') else {})))
     return out
 
 

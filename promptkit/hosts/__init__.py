@@ -2,11 +2,12 @@
 from torch import nn
 
 from .base import Host
+from .diffusers import DiffusersUNetHost
 from .mmaction import MMActionViTHost
 from .open_clip import OpenCLIPVisualHost
 from .timm import TimmViTHost
 
-HOSTS: list[type[Host]] = [MMActionViTHost, TimmViTHost, OpenCLIPVisualHost]
+HOSTS: list[type[Host]] = [MMActionViTHost, TimmViTHost, OpenCLIPVisualHost, DiffusersUNetHost]
 
 
 def find_host(model: nn.Module) -> Host:
@@ -18,4 +19,4 @@ def find_host(model: nn.Module) -> Host:
                     f'supported models are {[h.name for h in HOSTS]}')
 
 
-__all__ = ['Host', 'MMActionViTHost', 'HOSTS', 'find_host']
+__all__ = ['Host', 'MMActionViTHost', 'DiffusersUNetHost', 'HOSTS', 'find_host']

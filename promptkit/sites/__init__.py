@@ -1,5 +1,6 @@
 """Sites: one per host attention or block class. They hold no parameters."""
 from .base import Site
+from .diffusers_attention import DiffusersAttentionSite
 from .fused_qkv import FusedQKVAttentionSite
 from .mha import MultiheadAttentionSite
 from .open_clip_attention import OpenCLIPAttentionSite
@@ -8,5 +9,5 @@ from .timm_attention import TimmAttentionSite
 from .timm_block import TimmBlockSite
 from .vit_block import VideoMAEBlockSite
 
-__all__ = ['Site', 'FusedQKVAttentionSite', 'VideoMAEBlockSite', 'MultiheadAttentionSite', 'OpenCLIPAttentionSite',
+__all__ = ['Site', 'DiffusersAttentionSite', 'FusedQKVAttentionSite', 'VideoMAEBlockSite', 'MultiheadAttentionSite', 'OpenCLIPAttentionSite',
            'OpenCLIPBlockSite', 'OpenCLIPCustomBlockSite', 'TimmAttentionSite', 'TimmBlockSite']
