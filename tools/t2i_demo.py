@@ -52,10 +52,8 @@ def set_seed(seed: int) -> torch.Generator:
 
 # ----------------------------------------------------------------------------------------------------------- model
 class DigitsModel:
-    """The tiny components plus the denoising loss and a DDIM sampler with classifier-free guidance.
-
-    Stage 1 trains all of it; stage 2 methods wrap it (see :func:`adapt`).
-    """
+    """Stage 1's model: the tiny components and the epsilon-prediction loss, text encoder included (training from
+    scratch, which ``PromptedTextToImage`` does not do: it keeps the text encoder frozen)."""
 
     def __init__(self, components: dict[str, Any]) -> None:
         self.unet, self.text_encoder = components['unet'], components['text_encoder']
@@ -88,22 +86,6 @@ class DigitsModel:
         pred = self.unet(self.scheduler.add_noise(x0, noise, t), t, encoder_hidden_states=self.encode(captions)).sample
         return F.mse_loss(pred, noise)
 
-    @torch.no_grad()
-    def sample(self, captions: Sequence[str], generator: torch.Generator, steps: int = 25,
-               guidance: float = 3.0) -> torch.Tensor:
-        """DDIM samples (N, 1, 8, 8) in [0, 1], with classifier-free guidance against the empty caption."""
-        from diffusers import DDIMScheduler
-
-        sched = DDIMScheduler.from_config(self.scheduler.config)
-        sched.set_timesteps(steps)
-        size = self.unet.config.sample_size
-        x = torch.randn(len(captions), self.unet.config.in_channels, size, size, generator=generator)
-        cond = torch.cat([self.encode(list(captions)), self.encode([''] * len(captions))])  # (2B, L, C)
-        for t in sched.timesteps:
-            eps_c, eps_u = self.unet(torch.cat([x, x]), t, encoder_hidden_states=cond).sample.chunk(2)
-            x = sched.step(eps_u + guidance * (eps_c - eps_u), t, x).prev_sample
-        return ((x + 1) / 2).clamp(0, 1)
-
 
 def pretrain(work_dir: str, steps: int, batch_size: int, lr: float, seed: int, log: Callable[[str], None]
              ) -> tuple[DigitsModel, float]:
@@ -134,136 +116,110 @@ def pretrain(work_dir: str, steps: int, batch_size: int, lr: float, seed: int, l
 
 # --------------------------------------------------------------------------------------------------- adaptation
 class Adapted:
-    """A stage-2 model: what it trains, its loss, and sampling with the adaptation on or off (the base)."""
+    """A stage-2 model: ``promptkit.PromptedTextToImage`` over the frozen base, and how to sample it with the
+    adaptation switched off (the base, for drift)."""
 
-    def __init__(self, model: DigitsModel, params: list[torch.nn.Parameter], base: Callable[[], Any],
-                 extra: Any = None) -> None:
-        self.model, self.params, self._base, self.extra = model, params, base, extra
+    def __init__(self, method: str, model: Any) -> None:
+        self.method, self.model = method, model
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+        self._base_unet = copy.deepcopy(model.unet.state_dict()) if method == 'full' else None
 
     @property
     def trainable(self) -> int:
         return sum(p.numel() for p in self.params)
 
-    def sample(self, captions: Sequence[str], generator: torch.Generator, base: bool = False, **kw: Any
-               ) -> torch.Tensor:
-        if not base:
-            return self.model.sample(captions, generator, **kw)
-        with self._base():
-            return self.model.sample(captions, generator, **kw)
+    def sample(self, captions: Sequence[str], seed: int, base: bool = False, **kw: Any) -> torch.Tensor:
+        """Images (N, 1, 8, 8) in [0, 1]; ``base=True``: the same noise through the unadapted model."""
+        if not base or self.method == 'none':
+            return self.model.sample(list(captions), seed=seed, **kw)
+        if self.method == 'lora':
+            self.model.unet.disable_adapters()
+            try:
+                return self.model.sample(list(captions), seed=seed, **kw)
+            finally:
+                self.model.unet.enable_adapters()
+        if self.method == 'full':
+            tuned = copy.deepcopy(self.model.unet.state_dict())
+            self.model.unet.load_state_dict(self._base_unet)
+            try:
+                return self.model.sample(list(captions), seed=seed, **kw)
+            finally:
+                self.model.unet.load_state_dict(tuned)
+        with self.model.prompts_disabled():
+            return self.model.sample(list(captions), seed=seed, **kw)
 
 
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+#: How each method is attached: ``PromptedTextToImage`` keywords (the strategies run in promptkit's diffusers
+#: attention site on every attn1 (self) and attn2 (cross) of the UNet).
+METHOD_CFG = dict(
+    none=dict(),
+    approx=dict(prompt=dict(type='ApproxPrompt', num_tokens=16, rank=4)),
+    kv=dict(prompt=dict(type='AttentionPrompt', num_tokens=4, train_head_norm=False)),
+    lora=dict(lora=dict(r=4, target_modules=['to_q', 'to_k', 'to_v', 'to_out.0'])),
+    full=dict(full_finetune=True))
 
 
 def adapt(method: str, base_folder: str) -> Adapted:
-    """The frozen base from ``base_folder`` with ``method``'s trainable parameters attached.
+    """The frozen base from ``base_folder`` with ``method`` attached, as a ``promptkit.PromptedTextToImage``."""
+    from promptkit.models.text_to_image import PromptedTextToImage
 
-    ``approx`` / ``kv`` go through ``promptkit.PromptedTextToImage`` (the diffusers host and processor site);
-    ``lora`` is PEFT's LoRA on the UNet's ``to_q/to_k/to_v/to_out.0`` (diffusers' ``add_adapter``), ``full``
-    fine-tunes the UNet. Only this function knows how a method is attached.
-    """
-    from promptkit.t2i.tiny import load_tiny_text_to_image
-
-    model = DigitsModel(load_tiny_text_to_image(base_folder))
-    model.unet.requires_grad_(False), model.text_encoder.requires_grad_(False)
-    if method == 'none':
-        return Adapted(model, [], _Nothing)
-    if method == 'full':
-        frozen = copy.deepcopy(model.unet.state_dict())
-        model.unet.requires_grad_(True)
-
-        class _Base:
-            def __enter__(self) -> None:
-                self.tuned = copy.deepcopy(model.unet.state_dict())
-                model.unet.load_state_dict(frozen)
-
-            def __exit__(self, *exc: Any) -> None:
-                model.unet.load_state_dict(self.tuned)
-        return Adapted(model, list(model.unet.parameters()), _Base)
-    if method == 'lora':
-        from peft import LoraConfig
-
-        model.unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights='gaussian',
-                                          target_modules=['to_q', 'to_k', 'to_v', 'to_out.0']))
-        params = [p for n, p in model.unet.named_parameters() if 'lora_' in n]
-
-        class _NoLora:
-            def __enter__(self) -> None:
-                model.unet.disable_adapters()
-
-            def __exit__(self, *exc: Any) -> None:
-                model.unet.enable_adapters()
-        return Adapted(model, params, _NoLora)
-    if method in ('approx', 'kv'):
-        return adapt_prompts(model, method)
-    raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
-
-
-def adapt_prompts(model: DigitsModel, method: str) -> Adapted:
-    """Attach a prompt strategy to the UNet's attention sites through promptkit's diffusers host."""
-    try:
-        from promptkit.models.prompted_backbone import attach_prompts
-        from promptkit.hosts import find_host
-        find_host(model.unet)
-    except Exception as exc:  # the diffusers host is not on this branch yet
-        raise RuntimeError(f'method {method!r} needs promptkit\'s diffusers UNet host ({exc}); run the other '
-                           'methods with --methods none lora full') from exc
-    cfg = (dict(type='ApproxPrompt', num_tokens=16, rank=4, kinds=('self', 'cross')) if method == 'approx' else
-           dict(type='AttentionPrompt', num_tokens=4, kinds=('self', 'cross')))
-    strategy = attach_prompts(model.unet, cfg)
-    params = [p for p in strategy.parameters() if p.requires_grad]
-    disabled = getattr(strategy, 'disabled', None) or getattr(model.unet, 'prompts_disabled', None)
-    return Adapted(model, params, disabled, extra=strategy)
+    if method not in METHOD_CFG:
+        raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
+    model = PromptedTextToImage(pretrained=base_folder, cfg_dropout=0.1, **METHOD_CFG[method])
+    return Adapted(method, model)
 
 
 def tune(adapted: Adapted, steps: int, batch_size: int, lr: float, seed: int) -> float:
-    """Stage 2: train ``adapted.params`` on the rotated digits; returns the wall time."""
-    from promptkit.datasets import load_captioned_digits
+    """Stage 2: MMEngine ``train_step``s of the wrapper on the rotated digits (``CaptionedDigitsDataset`` items
+    through ``pseudo_collate``), AdamW at a constant ``lr``; checks that every frozen tensor is bit-identical
+    afterwards. Returns the wall time."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import OptimWrapper
+
+    from promptkit.datasets import CaptionedDigitsDataset
 
     if not adapted.params:
         return 0.0
-    images, _, captions = load_captioned_digits('train', rotate=1)
+    data = CaptionedDigitsDataset(split='train', rotate=1)
     gen = set_seed(seed)
-    frozen = {n: p.detach().clone() for n, p in adapted.model.text_encoder.named_parameters()}
-    opt = torch.optim.AdamW(adapted.params, lr=lr, weight_decay=0.0)
-    adapted.model.unet.train()
+    optim = OptimWrapper(torch.optim.AdamW(adapted.params, lr=lr, weight_decay=0.0))
+    adapted.model.train()
     start = time.time()
     for _ in range(steps):
-        idx = torch.randint(0, len(images), (batch_size,), generator=gen)
-        loss = adapted.model.loss(images[idx], [captions[i] for i in idx.tolist()], cfg_dropout=0.1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    adapted.model.unet.eval()
+        idx = torch.randint(0, len(data), (batch_size,), generator=gen).tolist()
+        adapted.model.train_step(pseudo_collate([data[i] for i in idx]), optim)
+    adapted.model.eval()
     seconds = time.time() - start
-    changed = [n for n, p in adapted.model.text_encoder.named_parameters() if not torch.equal(p, frozen[n])]
-    assert not changed, f'the frozen text encoder changed: {changed}'
+    changed = [n for n, p in adapted.model.named_parameters() if n in adapted.frozen and
+               not torch.equal(p, adapted.frozen[n])]
+    assert not changed, f'frozen parameters changed: {changed[:5]}'
     return seconds
 
 
 # --------------------------------------------------------------------------------------------------- evaluation
 def evaluate(adapted: Adapted, judge: Any, rotate: int, per_digit: int, seed: int, sample_kw: dict,
              drift_noise: int) -> dict[str, Any]:
-    """Content accuracy and domain rate of ``per_digit`` samples per digit, drift on the unrelated captions."""
+    """Content accuracy and domain rate of ``per_digit`` samples per digit (``DigitsJudgeMetric``), drift on the
+    unrelated captions (``Drift``, pixels), both through the MMEngine metrics' ``process`` / ``compute_metrics``."""
     from promptkit.datasets import digit_caption
     from promptkit.evaluation import DigitsJudgeMetric, Drift
 
     labels = torch.arange(10).repeat_interleave(per_digit)
-    images = adapted.sample([digit_caption(d) for d in labels.tolist()], set_seed(1000 + seed), **sample_kw)
-    metric = DigitsJudgeMetric(rotate=rotate, judge=judge, image_key='pred_img')
-    metric.process({}, [dict(pred_img=im, gt_label=int(y)) for im, y in zip(images, labels)])
+    captions = [digit_caption(d) for d in labels.tolist()]
+    images = adapted.sample(captions, 1000 + seed, **sample_kw)
+    metric = DigitsJudgeMetric(rotate=rotate, judge=judge)
+    metric.process({}, [dict(pred_image=im, gt_label=int(y), caption=c) for im, y, c in zip(images, labels, captions)])
     out = metric.compute_metrics(metric.results)
-    captions = [c for c in UNRELATED for _ in range(drift_noise)]
-    tuned = adapted.sample(captions, set_seed(2000 + seed), **sample_kw)
-    base = adapted.sample(captions, set_seed(2000 + seed), base=True, **sample_kw)
-    drift = Drift(feature_extractor='pixels')
-    drift.process({}, [dict(pred_img=a, base_img=b) for a, b in zip(tuned, base)])
-    out.update(drift.compute_metrics(drift.results))
+    if adapted.method != 'none' and drift_noise:
+        unrelated = [c for c in UNRELATED for _ in range(drift_noise)]
+        tuned = adapted.sample(unrelated, 2000 + seed, **sample_kw)
+        base = adapted.sample(unrelated, 2000 + seed, base=True, **sample_kw)
+        drift = Drift(feature_extractor='pixels')
+        drift.process({}, [dict(pred_image=a, base_image=b) for a, b in zip(tuned, base)])
+        out.update(drift.compute_metrics(drift.results))
+    else:
+        out['drift'] = 0.0  # the base itself
     out['images'] = images
     return out
 
@@ -318,8 +274,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    from promptkit.datasets import digit_caption
-    from promptkit.evaluation import DigitsJudge, DigitsJudgeMetric
+    from promptkit.evaluation import DigitsJudge
     from promptkit.t2i.tiny import save_tiny_text_to_image
 
     run_dir = osp.join(args.work_dir, time.strftime('%Y%m%d_%H%M%S'))
@@ -335,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     log(f'+ {" ".join([osp.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])}')
     log(f'run folder: {run_dir}')
     start = time.time()
-    sample_kw = dict(steps=args.sample_steps, guidance=args.guidance)
+    sample_kw = dict(num_inference_steps=args.sample_steps, guidance_scale=args.guidance)
     judge = DigitsJudge(rotate=1)
 
     if args.base:
@@ -343,14 +298,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     else:
         model, seconds = pretrain(run_dir, args.pretrain_steps, args.batch_size, args.pretrain_lr, 0, log)
         base_folder = save_tiny_text_to_image(osp.join(run_dir, 'base'), model.components())
-        labels = torch.arange(10).repeat_interleave(args.per_digit)
-        images = model.sample([digit_caption(d) for d in labels.tolist()], set_seed(999), **sample_kw)
-        metric = DigitsJudgeMetric(rotate=0, judge=judge)
-        metric.process({}, [dict(pred_img=im, gt_label=int(y)) for im, y in zip(images, labels)])
-        base = dict(metric.compute_metrics(metric.results), seconds=seconds,
-                    params=sum(p.numel() for p in [*model.unet.parameters(), *model.text_encoder.parameters()]))
-        save_grid(images, args.per_digit, osp.join(run_dir, 'samples_stage1_base.png'))
-        log(f'stage 1: content accuracy {base["content_accuracy"]:.3f} (upright {base["domain_rate"]:.3f}), '
+        params = sum(p.numel() for p in [*model.unet.parameters(), *model.text_encoder.parameters()])
+        out = evaluate(adapt('none', base_folder), judge, 0, args.per_digit, 0, sample_kw, 0)
+        base = dict(content_accuracy=out['content_accuracy'], domain_rate=out['domain_rate'], seconds=seconds,
+                    params=params)
+        save_grid(out['images'], args.per_digit, osp.join(run_dir, 'samples_stage1_base.png'))
+        log(f'stage 1: content accuracy {base["content_accuracy"]:.3f} (judged upright {base["domain_rate"]:.3f}), '
             f'{seconds:.0f} s; saved {base_folder}')
 
     results: dict[str, list[dict]] = {}

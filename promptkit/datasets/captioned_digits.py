@@ -6,8 +6,9 @@ that many quarter turns counter-clockwise (``torch.rot90`` / ``np.rot90``: exact
 gives the demo's new domain: the same captions, rotated digits. Everything is made in memory; no file is written.
 
 :func:`load_captioned_digits` returns plain tensors (what the demo's loops use); :class:`CaptionedDigitsDataset`
-(``type='promptkit.CaptionedDigitsDataset'``) is the same data as an MMEngine data set whose items hold ``img``
-(uint8 (H, W, 1), like ``LoadImageFromFile``'s output), ``text`` (the caption), ``gt_label`` and ``rotate``.
+(``type='promptkit.CaptionedDigitsDataset'``) is the same data as an MMEngine data set whose items are what
+``promptkit.PromptedTextToImage`` trains on: ``inputs`` (uint8 (1, 8, 8)) and ``data_samples`` (``caption``,
+``gt_label``, ``rotate``); no pipeline is needed.
 """
 from __future__ import annotations
 
@@ -81,8 +82,8 @@ class CaptionedDigitsDataset(BaseDataset):
 
     Examples:
         >>> ds = CaptionedDigitsDataset(split='test', rotate=1)
-        >>> ds[0]['text'], ds[0]['img'].shape
-        ('a photo of the digit six', (8, 8, 1))
+        >>> ds[0]['data_samples']['caption'], ds[0]['inputs'].shape
+        ('a photo of the digit six', torch.Size([1, 8, 8]))
     """
 
     def __init__(self, split: str = 'train', rotate: int = 0, digits: Sequence[int] = tuple(range(10)),
@@ -93,9 +94,15 @@ class CaptionedDigitsDataset(BaseDataset):
         kwargs.setdefault('metainfo', dict(classes=DIGIT_NAMES))
         super().__init__(**kwargs)
 
+    def prepare_data(self, idx: int) -> dict:
+        """The item in the wrapper's format: ``BaseDataset``'s ``sample_idx`` moves into ``data_samples``."""
+        info = self.get_data_info(idx)
+        info['data_samples'] = dict(info['data_samples'], sample_idx=info.pop('sample_idx'))
+        return self.pipeline(info)
+
     def load_data_list(self) -> list[dict]:
         images, labels, captions = load_captioned_digits(self.split, self.rotate, self.digits, self.seed,
                                                          template=self.template)
-        pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, 8, 8, 1)
-        return [dict(img=pixels[i], img_shape=pixels[i].shape[:2], ori_shape=pixels[i].shape[:2], text=captions[i],
-                     gt_label=int(labels[i]), rotate=self.rotate) for i in range(len(labels))]
+        pixels = (images * 255).round().to(torch.uint8)  # (N, 1, 8, 8)
+        return [dict(inputs=pixels[i], data_samples=dict(caption=captions[i], gt_label=int(labels[i]),
+                                                          rotate=self.rotate)) for i in range(len(labels))]

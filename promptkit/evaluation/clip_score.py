@@ -34,7 +34,7 @@ class ClipScore(BaseMetric):
     default_prefix = 't2i'
 
     def __init__(self, model: str | torch.nn.Module = 'ViT-B-32', pretrained: str | None = None,
-                 image_key: str = 'pred_img', text_key: str = 'text', device: str = 'cpu', **kwargs: Any) -> None:
+                 image_key: str = 'pred_image', text_key: str = 'caption', device: str = 'cpu', **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.encoder = OpenCLIPEncoder(model, pretrained, device)
         self.image_key, self.text_key = image_key, text_key

@@ -85,7 +85,7 @@ class DigitsJudgeMetric(BaseMetric):
 
     default_prefix = 'judge'
 
-    def __init__(self, rotate: int = 1, judge: DigitsJudge | None = None, image_key: str = 'pred_img',
+    def __init__(self, rotate: int = 1, judge: DigitsJudge | None = None, image_key: str = 'pred_image',
                  label_key: str = 'gt_label', **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rotate = int(rotate)

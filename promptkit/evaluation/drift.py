@@ -41,8 +41,8 @@ class Drift(BaseMetric):
 
     default_prefix = 't2i'
 
-    def __init__(self, feature_extractor: Any = 'pixels', image_key: str = 'pred_img',
-                 base_key: str = 'base_img', **kwargs: Any) -> None:
+    def __init__(self, feature_extractor: Any = 'pixels', image_key: str = 'pred_image',
+                 base_key: str = 'base_image', **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.encoder, self.image_key, self.base_key = build_encoder(feature_extractor), image_key, base_key
 

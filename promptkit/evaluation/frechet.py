@@ -50,7 +50,7 @@ class FrechetDistance(BaseMetric):
 
     default_prefix = 't2i'
 
-    def __init__(self, reference: Any, feature_extractor: Any = 'pixels', image_key: str = 'pred_img',
+    def __init__(self, reference: Any, feature_extractor: Any = 'pixels', image_key: str = 'pred_image',
                  name: str = 'fd', **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.encoder, self.image_key, self.name = build_encoder(feature_extractor), image_key, name

@@ -25,7 +25,7 @@ class ReferenceSimilarity(BaseMetric):
 
     default_prefix = 't2i'
 
-    def __init__(self, encoder: Any, reference: Any, image_key: str = 'pred_img', name: str = 'similarity',
+    def __init__(self, encoder: Any, reference: Any, image_key: str = 'pred_image', name: str = 'similarity',
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.encoder, self.image_key, self.name = encoder, image_key, name
