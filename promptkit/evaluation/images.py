@@ -166,8 +166,11 @@ class TimmEncoder:
         self.model.eval().requires_grad_(False).to(device)
         self.device = device
         cfg = getattr(self.model, 'pretrained_cfg', {}) or {}
-        self.image_size = tuple(cfg.get('input_size', (3, 224, 224)))[-2:]
-        self.mean, self.std = tuple(cfg.get('mean', (0.485, 0.456, 0.406))), tuple(cfg.get('std', (0.229, 0.224, 0.225)))
+        # the size the model was built for (a ViT's patch embedding), else its pretrained config's
+        built = getattr(getattr(self.model, 'patch_embed', None), 'img_size', None)
+        self.image_size = tuple(built) if built else tuple(cfg.get('input_size', (3, 224, 224)))[-2:]
+        self.mean = tuple(cfg.get('mean', (0.485, 0.456, 0.406)))
+        self.std = tuple(cfg.get('std', (0.229, 0.224, 0.225)))
 
     @torch.no_grad()
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
