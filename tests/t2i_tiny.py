@@ -62,3 +62,21 @@ def tiny_sd_folder(folder: str, seed: int = 0, vae: bool = True, unet: dict | No
         requires_safety_checker=False)
     pipe.save_pretrained(folder)
     return folder
+
+
+def tiny_sdxl_folder(folder: str, seed: int = 0, unet: dict | None = None) -> str:
+    """An SDXL-format folder (two text encoders, text_time conditioning) written by diffusers' save_pretrained."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    tok = CLIPTokenizer.from_pretrained(tiny_tokenizer_files(os.path.join(folder, '_tok')))
+    torch.manual_seed(seed)
+    unet = tiny_unet(seed, **{**dict(cross_attention_dim=64, addition_embed_type='text_time', addition_time_embed_dim=8,
+                              projection_class_embeddings_input_dim=32 + 6 * 8), **(unet or {})})
+    pipe = StableDiffusionXLPipeline(
+        vae=AutoencoderKL(**TINY_VAE), text_encoder=CLIPTextModel(CLIPTextConfig(**TINY_TEXT)),
+        text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**TINY_TEXT)), tokenizer=tok, tokenizer_2=tok,
+        unet=unet, scheduler=EulerDiscreteScheduler(beta_schedule='scaled_linear', beta_start=0.00085,
+                                                    beta_end=0.012, steps_offset=1))
+    pipe.save_pretrained(folder)
+    return folder

@@ -12,6 +12,9 @@ from conftest import ROOT, TINY_VIT
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*', '*.py')))
 # Image-classifier configs (vapt/, approx_prompt/clip-*) are built by test_image_classifier.py.
 CONFIGS = [c for c in CONFIGS if '/_base_/' not in c and '/vapt/' not in c and '/approx_prompt/clip-' not in c]
+# Text-to-image configs (PromptedTextToImage) are built by test_text_to_image_tools.py.
+CONFIGS = [c for c in CONFIGS if 'PromptedTextToImage' not in open(c).read() and '/sd15_' not in c and '/sdxl_' not in c
+           and '/lora/' not in c]
 
 
 @pytest.fixture(scope='module')

@@ -263,3 +263,31 @@ def test_gradients_reach_prompts_and_lora_under_checkpointing():
     assert all(p.grad.abs().sum() > 0 for n, p in lora.items() if 'lora_B' in n)  # B = 0 at init: A gets none yet
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in probe.parameters())
     assert all(p.grad is None for n, p in unet.named_parameters() if 'lora' not in n)
+
+
+@pytest.mark.parametrize('prompt', [dict(type='ApproxPrompt', num_tokens=3, rank=2),
+                                    dict(type='AttentionPrompt', num_tokens=3, train_head_norm=False)])
+def test_extra_flops_equal_the_closed_forms(prompt):
+    """tools/analysis/t2i_flops.py's closed forms against torch's FLOP counter on a tiny UNet."""
+    import importlib.util
+    from conftest import ROOT
+    from promptkit.flops import count_flops
+    from promptkit.models import attach_prompts
+    spec = importlib.util.spec_from_file_location('t2i_flops', f'{ROOT}/tools/analysis/t2i_flops.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    unet = tiny_unet(block_out_channels=(32, 32)).eval()  # TODO seam: (32, 64) once strategies are per site
+    x, t, ctx = _unet_inputs(B=1)
+    t = t[:1]
+    tokens = {}
+    hooks = [m.register_forward_pre_hook(lambda mod, a, n=n: tokens.__setitem__(n, a[0].shape[1]))
+             for n, m in unet.named_modules() if n.endswith(('.attn1', '.attn2'))]
+    base = count_flops(unet, x, t, ctx)
+    for h in hooks:
+        h.remove()
+    host, strategy, _ = attach_prompts(unet, prompt)
+    strategy.eval().requires_grad_(False)  # not a submodule of the UNet, so count_flops cannot freeze it
+    extra = count_flops(unet, x, t, ctx) - base
+    form = tool.closed_forms(host.infos(), tokens, 3, 2, ctx.shape[1])[prompt['type']]
+    assert extra == form['flops'] > 0
+    assert sum(p.numel() for p in strategy.parameters()) == form['params']
