@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install image-demo
+.PHONY: demo test install image-demo t2i-demo
 
 install: $(VENV)/.installed
 
@@ -20,3 +20,6 @@ test: $(VENV)/.installed
 
 image-demo: $(VENV)/.installed
 	$(PY) tools/image_demo.py
+
+t2i-demo: $(VENV)/.installed
+	$(PY) tools/t2i_demo.py

@@ -64,7 +64,8 @@ def test_captioned_digits():
     train, ytr, ctr = load_captioned_digits('train')
     test, yte, _ = load_captioned_digits('test')
     assert train.shape[1:] == (1, 8, 8) and len(train) + len(test) == 1797 and 0 <= train.min() and train.max() <= 1
-    assert ctr[0] == f'a photo of the digit {["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"][int(ytr[0])]}'
+    names = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
+    assert ctr[0] == f'a photo of the digit {names[int(ytr[0])]}'
     flat = {tuple(x.flatten().tolist()) for x in train}
     assert sum(tuple(x.flatten().tolist()) in flat for x in test) < 10  # disjoint up to duplicate scans
     rot, yrot, _ = load_captioned_digits('test', rotate=1)

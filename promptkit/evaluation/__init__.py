@@ -4,9 +4,9 @@
   given feature extractor), ``Drift`` (base vs tuned images of unrelated captions, 1 − cosine);
 - ``DigitsJudge`` / ``DigitsJudgeMetric``: the CPU demo's judge (content accuracy, domain rate).
 
-Each metric reads the generated image of a data sample from ``image_key`` (default ``'pred_image'``, what ``PromptedTextToImage`` predicts: a tensor
-(C, H, W) float in [0, 1] or uint8) and, where it needs them, the caption (``caption``), the label (``gt_label``) and
-the base model's image (``base_image``).
+Each metric reads the generated image of a data sample from ``image_key`` (default ``'pred_image'``, what
+``PromptedTextToImage`` predicts: a tensor (C, H, W) float in [0, 1] or uint8) and, where it needs them, the
+caption (``caption``), the label (``gt_label``) and the base model's image (``base_image``).
 """
 from .clip_score import ClipScore
 from .digits_judge import DigitsJudge, DigitsJudgeMetric

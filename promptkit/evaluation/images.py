@@ -77,7 +77,8 @@ def load_images(source: str | Sequence[Any] | torch.Tensor) -> torch.Tensor:
     return to_unit_images(list(images))
 
 
-def _resize_rgb(x: torch.Tensor, size: int | Sequence[int], mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+def _resize_rgb(x: torch.Tensor, size: int | Sequence[int], mean: Sequence[float],
+                std: Sequence[float]) -> torch.Tensor:
     """Resize (bicubic) to the tower's input size, grey -> RGB, normalise: what the towers' own transforms do."""
     size = (size, size) if isinstance(size, int) else tuple(size)[-2:]
     if x.shape[1] == 1:
