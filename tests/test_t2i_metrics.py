@@ -63,7 +63,8 @@ def test_frechet_metric_and_registry():
     metric = METRICS.build(dict(type='promptkit.FrechetDistance', reference=ref))
     metric.process({}, [dict(pred_image=im) for im in ref])
     assert abs(metric.compute_metrics(metric.results)['fd']) < 1e-6
-    other = METRICS.build(dict(type='FrechetDistance', reference=ref, feature_extractor=dict(type='PixelEncoder')))
+    other = METRICS.build(dict(type='promptkit.FrechetDistance', reference=ref,
+                               feature_extractor=dict(type='PixelEncoder')))
     other.process({}, [dict(pred_image=(im * 0.5)) for im in ref])
     assert other.compute_metrics(other.results)['fd'] > 0.01
 

@@ -153,9 +153,16 @@ def _leaf_cfgs(ds: Any) -> Iterator[dict]:
 
 
 def _build_lazy(ds_cfg: dict, scope: str) -> Any:
+    """The data set of ``ds_cfg`` built without loading its annotations; None for data sets that are not MMEngine
+    ``BaseDataset``s (the text-to-image folders, which check their files when built)."""
     from mmaction.registry import DATASETS
+    from mmengine.dataset import BaseDataset
     from mmengine.registry import DefaultScope
     with DefaultScope.overwrite_default_scope(scope):
+        kind = ds_cfg.get('type')
+        cls = DATASETS.get(kind) if isinstance(kind, str) else kind
+        if not (isinstance(cls, type) and issubclass(cls, BaseDataset)):
+            return None
         return DATASETS.build(dict(ds_cfg, lazy_init=True))
 
 
@@ -169,7 +176,7 @@ def _dataset_problems(ds: Any, num_classes: int | None) -> list[str]:
                           ds.multi_class)
     if isinstance(ds, RawframeDataset):
         return check_list(ds.ann_file, 'rawframe', ds.data_prefix.get('img'), num_classes, ds.delimiter)
-    if isinstance(ds, ImageListDataset):
+    if type(ds) is ImageListDataset:  # subclasses (DigitsDataset) select and relabel: checked as built below
         return check_list(ds.ann_file, 'image', ds.data_prefix.get('img_path') or None, num_classes)
     name = type(ds).__name__
     try:
@@ -210,7 +217,8 @@ def validate_data(cfg: Config, splits: Sequence[str], num_classes: int | None = 
         if not loader or not loader.get('dataset'):
             continue
         for ds_cfg in _leaf_cfgs(loader['dataset']):
-            problems = _dataset_problems(_build_lazy(ds_cfg, scope), num_classes)
+            ds = _build_lazy(ds_cfg, scope)
+            problems = [] if ds is None else _dataset_problems(ds, num_classes)
             total += len(problems)
             report += [f'  [{split}] {p}' for p in problems[:MAX_LISTED]]
             if len(problems) > MAX_LISTED:
