@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install image-demo frames-demo
+.PHONY: demo test install image-demo frames-demo t2i-demo
 
 install: $(VENV)/.installed
 
@@ -23,3 +23,6 @@ image-demo: $(VENV)/.installed
 
 frames-demo: $(VENV)/.installed
 	$(PY) tools/frames_demo.py
+
+t2i-demo: $(VENV)/.installed
+	$(PY) tools/t2i_demo.py

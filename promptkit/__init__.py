@@ -15,7 +15,8 @@ from .core import HOOKS, SiteInfo, resolve_layers  # noqa: E402
 from .registry import DATASETS, HOOKS as ENGINE_HOOKS, MODELS, PROMPTS  # noqa: E402
 from . import strategies, hosts, models, engine, datasets  # noqa: E402,F401
 from . import evaluation  # noqa: E402,F401
-from .models import FrameTower, OpenCLIPClassifier, PromptedBackbone, TimmClassifier  # noqa: E402
+from .models import (FrameTower, OpenCLIPClassifier, PromptedBackbone, PromptedTextToImage,  # noqa: E402
+                     TimmClassifier)
 from .strategies import (AdaptivePrompt, ApproxPrompt, AttentionPrompt, DeepPrompt, PromptStrategy,  # noqa: E402
                          ShallowPrompt, STAdapter)
 from .prompt_model import PromptModel, get_prompt_model  # noqa: E402
@@ -24,4 +25,5 @@ __version__ = '0.1.0'
 __all__ = ['PROMPTS', 'MODELS', 'DATASETS', 'ENGINE_HOOKS', 'HOOKS', 'SiteInfo', 'resolve_layers',
            'prompted_attention', 'attention_impl', 'attention_reference', 'PromptStrategy', 'AttentionPrompt',
            'AdaptivePrompt', 'ApproxPrompt', 'DeepPrompt', 'ShallowPrompt', 'STAdapter', 'PromptedBackbone',
-           'TimmClassifier', 'OpenCLIPClassifier', 'FrameTower', 'PromptModel', 'get_prompt_model']
+           'TimmClassifier', 'OpenCLIPClassifier', 'FrameTower', 'PromptModel', 'get_prompt_model',
+           'PromptedTextToImage']

@@ -20,6 +20,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from .checkpoint import CheckpointError, check_tensors, read_safetensors
 from .hosts import Host
 
 TENSORS, CONFIG = 'prompts.safetensors', 'prompt_config.json'
@@ -177,21 +178,20 @@ def load_prompts(model: nn.Module, path: str) -> dict[str, Any]:
             model's trainable set.
     """
     path = _tensor_file(path)
-    with safe_open(path, framework='pt') as f:
-        info = json.loads((f.metadata() or {})['promptkit'])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, metadata = read_safetensors(path)  # refuses a truncated or corrupted file, naming it
+    if 'promptkit' not in metadata:
+        raise CheckpointError(f"{path} is a safetensors file without promptkit's header: pass the {TENSORS} that "
+                              'training wrote, or a .pth checkpoint')
+    info = json.loads(metadata['promptkit'])
+    saved = [(t['module'], t['prompt']) for t in info.get('targets', [])]
+    here = [(t['module'], t['prompt']) for t in describe(model)]
+    if saved and saved != here:  # before the base: another strategy may also train other host tensors
+        raise RuntimeError(f'{path} holds prompts for {saved} (module, prompt type), but this model has {here}: build '
+                           'the model with the prompt config of that run (see prompt_config.json beside the file)')
     found = frozen_fingerprint(model)
     if info['base_fingerprint'] != found:
         raise RuntimeError(f'{path} was trained on another frozen base (fingerprint {info["base_fingerprint"]}, '
                            f'this model has {found}): build the model with the pretrained weights of that run')
-    saved = [(t['module'], t['prompt']) for t in info.get('targets', [])]
-    here = [(t['module'], t['prompt']) for t in describe(model)]
-    if saved and saved != here:
-        raise RuntimeError(f'{path} holds prompts for {saved} (module, prompt type), but this model has {here}: build '
-                           'the model with the prompt config of that run (see prompt_config.json beside the file)')
-    expected = set(trained_state_dict(model))
-    if set(tensors) != expected:
-        raise RuntimeError(f'{path} does not fit this model: missing {sorted(expected - set(tensors))[:10]}, '
-                           f'unexpected {sorted(set(tensors) - expected)[:10]}')
+    check_tensors(path, tensors, trained_state_dict(model))  # keys, shapes, dtype kinds, finite values
     model.load_state_dict(tensors, strict=False)
     return info

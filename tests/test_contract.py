@@ -128,6 +128,18 @@ def _open_clip(**kw) -> nn.Module:
                              **kw)
 
 
+def _unet() -> nn.Module:
+    """A tiny diffusers UNet (widths 32 and 64, 8 sites) called with one tensor: its text states come from it."""
+    from diffusers import UNet2DConditionModel
+
+    class OneInputUNet(UNet2DConditionModel):
+        def forward(self, x: Tensor) -> Tensor:  # x (B, 4, 8, 8) -> text states (B, 8, 32)
+            return super().forward(x, 10, encoder_hidden_states=x.reshape(len(x), 8, 32)).sample
+
+    from t2i_tiny import TINY_UNET
+    return OneInputUNet(**dict(TINY_UNET, sample_size=8))
+
+
 def _frames(tower: str) -> nn.Module:
     from promptkit import FrameTower
     if tower == 'timm':
@@ -145,6 +157,7 @@ HOST_MODELS: dict[str, list[tuple[str, Callable[[], nn.Module], Callable[[], Ten
     'OpenCLIPVisualHost': [('open_clip', _open_clip, lambda: torch.randn(2, 3, 32, 32)),
                            ('open_clip-custom', lambda: _open_clip(block_type='custom'),
                             lambda: torch.randn(2, 3, 32, 32))],
+    'DiffusersUNetHost': [('diffusers-unet', _unet, lambda: torch.randn(2, 4, 8, 8))],
     'FrameTowerHost': [('frames-timm', lambda: _frames('timm'), lambda: torch.randn(2, 3, 4, 32, 32)),
                        ('frames-open_clip', lambda: _frames('open_clip'), lambda: torch.randn(2, 3, 4, 32, 32))],
     'ToyHost': [('toy', ToyModel, lambda: torch.randn(2, 16, 8))],

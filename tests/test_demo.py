@@ -34,16 +34,18 @@ def test_demo_trains_and_tests(demo):
     assert 'prompt-tuned test top-1 accuracy' in out
     # The trainable-parameter table is saved beside the log.
     tables = list(apt.glob('*/trainable_parameters.txt'))
-    assert tables and 'prompt.prompt_k' in tables[0].read_text()
+    assert tables and 'prompt.prompt_k' in tables[0].read_text() and 'cls_head.fc_cls.weight' in tables[0].read_text()
 
 
 def test_checkpoints_hold_trained_tensors_only(demo):
     work, _ = demo
     ckpt = torch.load(max((work / 'videomae_demo').glob('epoch_*.pth')), map_location='cpu', weights_only=True)
     keys = set(ckpt['state_dict'])
-    assert keys == {'backbone.prompt.prompt_k', 'backbone.prompt.prompt_v', 'backbone.prompt.prompt_scale',
-                    'backbone.backbone.fc_norm.weight', 'backbone.backbone.fc_norm.bias',
-                    'cls_head.fc_cls.weight', 'cls_head.fc_cls.bias'}
+    depth = len({k.split('.')[-1] for k in keys if k.startswith('backbone.prompt.prompt_k.')})
+    assert depth == 4 and keys == {f'backbone.prompt.{n}.{i}' for n in ('prompt_k', 'prompt_v', 'prompt_scale')
+                                   for i in range(depth)} | {
+        'backbone.backbone.fc_norm.weight', 'backbone.backbone.fc_norm.bias', 'cls_head.fc_cls.weight',
+        'cls_head.fc_cls.bias'}
     assert 'optimizer' in ckpt and ckpt['meta']['promptkit']['base_fingerprint']
     # The full-fine-tuning stage keeps everything.
     base = torch.load(work / 'videomae_demo_pretrain' / 'epoch_30.pth', map_location='cpu', weights_only=True)

@@ -19,10 +19,18 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def run(*args: str) -> None:
+def run(*args: str, log: str) -> None:
+    """Run a tool, its output going to ``log`` (the terminal gets one line per step, and the log's last lines
+    if the step fails)."""
     cmd = [sys.executable, *args]
-    print('+', ' '.join(cmd), flush=True)
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    print('+', ' '.join(args), flush=True)
+    os.makedirs(osp.dirname(osp.join(ROOT, log)), exist_ok=True)
+    with open(osp.join(ROOT, log), 'w') as f:
+        done = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode:
+        with open(osp.join(ROOT, log)) as f:
+            print(''.join(f.readlines()[-40:]), file=sys.stderr)
+        sys.exit(f'demo: step failed (exit {done.returncode}); full output in {log}')
 
 
 def latest(pattern: str) -> str:
@@ -41,19 +49,23 @@ def main() -> None:
 
     base = osp.join(pre_dir, 'epoch_30.pth')
     if not (args.skip_pretrain and osp.isfile(osp.join(ROOT, base))):
-        run('tools/train.py', 'configs/apt/videomae_demo_pretrain.py', '--work-dir', pre_dir)
+        print('stage 1: pre-training the base from scratch (generates the demo clips the first time)')
+        run('tools/train.py', 'configs/apt/videomae_demo_pretrain.py', '--work-dir', pre_dir,
+            log=osp.join(pre_dir, 'train_output.txt'))
+    print('stage 2: Attention Prompt Tuning of the frozen base on the diagonal directions')
     run('tools/train.py', 'configs/apt/videomae_demo.py', '--work-dir', apt_dir,
-        '--cfg-options', f'model.backbone.pretrained={base}')
+        '--cfg-options', f'model.backbone.pretrained={base}', log=osp.join(apt_dir, 'train_output.txt'))
     ckpt = latest(osp.join(apt_dir, 'epoch_*.pth'))
     accs = {}
     for name, path in (('checkpoint', ckpt), ('prompt file', osp.join(apt_dir, 'prompts.safetensors'))):
         run('tools/test.py', 'configs/apt/videomae_demo.py', path, '--work-dir', apt_dir,
-            '--cfg-options', f'model.backbone.pretrained={base}')
+            '--cfg-options', f'model.backbone.pretrained={base}', log=osp.join(apt_dir, f'test_output_{name[0]}.txt'))
         with open(osp.join(ROOT, apt_dir, 'test_metrics.json')) as f:
             accs[name] = json.load(f)['acc/top1']
     print(f'\ndemo: prompt-tuned test top-1 accuracy {accs["checkpoint"]:.3f} from {osp.relpath(ckpt, ROOT)}, '
-          f'{accs["prompt file"]:.3f} from prompts.safetensors (chance 0.25, 4 classes); '
-          f'logs in {osp.join(ROOT, apt_dir)}')
+          f'{accs["prompt file"]:.3f} from prompts.safetensors (chance 0.25, 4 classes)')
+    print(f'demo: curves {osp.join(apt_dir, "curves.png")} and {osp.join(pre_dir, "curves.png")}; prompts, '
+          f'prompt_config.json, confusion matrices and logs (train_output.txt, test_output_*.txt) in {apt_dir}')
 
 
 if __name__ == '__main__':

@@ -1,85 +1,13 @@
 """Train a prompted model: ``python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] ...``.
 
-Flags follow mmaction2's ``tools/train.py`` exactly; this is a thin layer over MMEngine's Runner.
+A thin wrapper around ``promptkit.cli.train`` (installed as ``promptkit-train``); flags follow mmaction2's.
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without installing
 
-import promptkit  # noqa: E402,F401
-import torch  # noqa: E402  (stubs and registries before any config is read)
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-from promptkit.engine.runner_setup import (check_data, default_work_dir, set_local_rank,  # noqa: E402
-                                           setup_launcher)
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a prompted action recognizer / classifier')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--resume', nargs='?', type=str, const='auto',
-                        help='resume from this checkpoint, or with no value from the latest in the work dir')
-    parser.add_argument('--amp', action='store_true', help='enable automatic-mixed-precision training')
-    parser.add_argument('--no-validate', action='store_true', help='do not evaluate checkpoints during training')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the learning rate by the actual over the base batch size')
-    parser.add_argument('--seed', type=int, default=None, help='random seed')
-    parser.add_argument('--diff-rank-seed', action='store_true', help='different seeds for different ranks')
-    parser.add_argument('--deterministic', action='store_true', help='deterministic options for CUDNN')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (lists: key="[a,b]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    set_local_rank(args.local_rank)
-    return args
-
-
-def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge CLI arguments into the config, as mmaction2 does."""
-    if args.no_validate:
-        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = default_work_dir(args.config)
-    if args.amp:
-        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
-            raise ValueError(f'--amp does not support the custom optimizer wrapper {wrapper!r}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        cfg.resume, cfg.load_from = True, args.resume
-    if args.auto_scale_lr:
-        cfg.auto_scale_lr.enable = True
-    if cfg.get('randomness') is None or args.seed is not None:
-        cfg.randomness = dict(seed=args.seed if args.seed is not None else cfg.get('randomness', {}).get('seed'),
-                              diff_rank_seed=args.diff_rank_seed, deterministic=args.deterministic)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    return cfg
-
-
-def main() -> None:
-    args = parse_args()
-    # On x86 CPUs denormal floats (tiny optimizer states, warm-up) slow training about 10x; flushing them to
-    # zero changes nothing measurable. No effect on GPU kernels.
-    torch.set_flush_denormal(True)
-    cfg = merge_args(Config.fromfile(args.config), args)
-    check_data(cfg, ('train', 'val') if cfg.get('val_dataloader') else ('train',))
-    setup_launcher(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-
+from promptkit.cli.train import main  # noqa: E402
 
 if __name__ == '__main__':
     main()

@@ -61,6 +61,7 @@ _FORMAT_VERSION = 1
 # Speed in px/frame along each moving axis (diagonals move this much along x and along y).
 _SPEED_RANGE = (1.0, 1.5)
 _SHAPE_SIZE_RANGE = (5, 9)  # Inclusive side length / diameter in px.
+_WHAT = 'the generated demo data set (promptkit.DemoMotionDataset)'
 
 
 def _resolve_classes(task: str, classes: Sequence[str] | None) -> tuple[str, ...]:
@@ -171,7 +172,8 @@ def _write_mp4(path: str, frames: np.ndarray, fps: int = FPS) -> None:
 def generate_motion_dataset(root: str, task: str = 'axis', num_train_per_class: int = 24, num_test_per_class: int = 8,
                             num_frames: int = 16, size: int = 32, seed: int = 0,
                             classes: Sequence[str] | None = None) -> dict[str, Any]:
-    """Write the moving-shape dataset under ``root``, replacing any earlier one there.
+    """Write the moving-shape dataset under ``root``, replacing any earlier one there (refusing a folder it did not
+    create, see :func:`promptkit.datasets.generated.check_owned`).
 
     The clips are rendered into a staging folder inside ``root`` and moved into place; the ``.complete`` marker is
     written last, so an interrupted run leaves no marker. Every clip draws from its own generator seeded by
@@ -198,7 +200,7 @@ def generate_motion_dataset(root: str, task: str = 'axis', num_train_per_class: 
     names = _resolve_classes(task, classes)
     meta = _metadata(task, num_train_per_class, num_test_per_class, num_frames, size, seed, names)
     counts = {'train': num_train_per_class, 'test': num_test_per_class}
-    with staged(root, ('videos', 'train.txt', 'test.txt', 'classes.txt')) as staging:
+    with staged(root, ('videos', 'train.txt', 'test.txt', 'classes.txt'), _WHAT) as staging:
         for split_id, split in enumerate(SPLITS):
             os.makedirs(osp.join(staging, 'videos', split))
             lines = []
@@ -245,7 +247,7 @@ def ensure_motion_dataset(root: str, **kwargs: Any) -> str:
     names = _resolve_classes(args['task'], args['classes'])
     wanted = _metadata(args['task'], args['num_train_per_class'], args['num_test_per_class'], args['num_frames'],
                        args['size'], args['seed'], names)
-    return ensure_generated(root, wanted, lambda: generate_motion_dataset(root, **args))
+    return ensure_generated(root, wanted, lambda: generate_motion_dataset(root, **args), _WHAT)
 
 
 @DATASETS.register_module()

@@ -30,6 +30,7 @@ __all__ = ['DIGIT_NAMES', 'SPLITS', 'generate_digits_dataset', 'ensure_digits_da
 DIGIT_NAMES = ('zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine')
 SPLITS = ('train800', 'val200', 'train800val200', 'test')
 _FORMAT_VERSION = 1
+_WHAT = 'the generated digits data set (promptkit.DigitsDataset)'
 
 
 def _metadata(size: int, seed: int) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def generate_digits_dataset(root: str, size: int = 32, seed: int = 0) -> dict[st
     order = np.random.default_rng(seed).permutation(len(labels))
     split_idx = dict(train800=order[:800], val200=order[800:1000], train800val200=order[:1000], test=order[1000:])
 
-    with staged(root, ('images', 'classes.txt', *(f'{s}.txt' for s in SPLITS))) as staging:
+    with staged(root, ('images', 'classes.txt', *(f'{s}.txt' for s in SPLITS)), _WHAT) as staging:
         os.makedirs(osp.join(staging, 'images'))
         for i, img in enumerate(images):
             big = cv2.resize(img, (size, size), interpolation=cv2.INTER_LINEAR)
@@ -75,7 +76,8 @@ def generate_digits_dataset(root: str, size: int = 32, seed: int = 0) -> dict[st
 
 def ensure_digits_dataset(root: str, size: int = 32, seed: int = 0) -> str:
     """Generate the digits under ``root`` unless a complete copy with the same arguments is there; returns root."""
-    return ensure_generated(root, _metadata(size, seed), lambda: generate_digits_dataset(root, size=size, seed=seed))
+    return ensure_generated(root, _metadata(size, seed), lambda: generate_digits_dataset(root, size=size, seed=seed),
+                            _WHAT)
 
 
 @DATASETS.register_module()

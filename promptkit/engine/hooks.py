@@ -58,13 +58,12 @@ class PromptCheckpointHook(Hook):
                 f'this checkpoint was trained on another frozen base (fingerprint {meta["base_fingerprint"]}, '
                 f'the model built from the config has {found}). Point model.backbone.pretrained at the weights '
                 'the prompts were trained from, and keep the backbone settings of that run.')
+        from .. import checkpoint as ckpt
         model = _unwrap(runner.model)
-        state = checkpoint['state_dict']
-        missing = [n for n, p in model.named_parameters() if p.requires_grad and n not in state
-                   and f'module.{n}' not in state]
-        if missing:
-            raise RuntimeError(f'the checkpoint lacks trainable tensors {missing[:10]}: it was written for another '
-                               'prompt configuration than this config builds')
+        state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in checkpoint['state_dict'].items()}
+        # Keys, shapes, dtypes and finite values, before MMEngine copies anything (it would only warn on a shape).
+        ckpt.check_tensors(ckpt.last_loaded or 'the checkpoint', state, trained_state_dict(model),
+                           'the model this config builds')
 
     def before_train(self, runner) -> None:
         table = trainable_table(_unwrap(runner.model))

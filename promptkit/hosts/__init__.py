@@ -4,6 +4,7 @@ from torch import nn
 
 from ..registry import HOSTS, registered_for
 from .base import Host
+from .diffusers import DiffusersUNetHost
 from .frame_tower import FrameTowerHost
 from .mmaction import MMActionViTHost
 from .open_clip import OpenCLIPVisualHost
@@ -21,4 +22,5 @@ def find_host(model: nn.Module) -> Host:
                     f'the registered hosts understand {known}. A host of your own: docs/adding_a_host.md')
 
 
-__all__ = ['Host', 'HOSTS', 'FrameTowerHost', 'MMActionViTHost', 'OpenCLIPVisualHost', 'TimmViTHost', 'find_host']
+__all__ = ['Host', 'HOSTS', 'DiffusersUNetHost', 'FrameTowerHost', 'MMActionViTHost', 'OpenCLIPVisualHost',
+           'TimmViTHost', 'find_host']

@@ -1,0 +1,141 @@
+"""What the console tools share: the hooks they add, a terminal that shows progress and results (environment and
+config dump go to the log file only, unless ``--verbose``), and errors shown in a few lines with a "did you mean"
+(the full traceback goes to the log file, or to the terminal with ``--debug``)."""
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+#: Messages MMEngine logs once per run that belong in the log file, not on the terminal.
+_FILE_ONLY = ('Config:\n', '\n' + '-' * 60 + '\nSystem environment:', 'Hooks will be executed in the following order')
+
+
+def add_hook(cfg: Config, hook: dict) -> None:
+    """Append ``hook`` to ``cfg.custom_hooks`` unless a hook of that type is there already."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(h.get('type') == hook['type'] for h in hooks):
+        hooks.append(hook)
+    cfg.custom_hooks = hooks
+
+
+class _FileOnly(logging.Filter):
+    """Keeps the environment, config and hook-order dumps off a console handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_FILE_ONLY)
+
+
+class QuietRunner(Runner):
+    """MMEngine's ``Runner`` whose terminal output leaves out the environment, config and hook-order dumps (they
+    stay in the log file). Only ``build_logger`` differs."""
+
+    def build_logger(self, *args: Any, **kwargs: Any):
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                if not any(isinstance(f, _FileOnly) for f in handler.filters):
+                    handler.addFilter(_FileOnly())
+        return logger
+
+
+def build_runner(cfg: Config, verbose: bool = False) -> Runner:
+    """``Runner.from_cfg``, quiet on the terminal unless ``verbose``."""
+    return (Runner if verbose else QuietRunner).from_cfg(cfg)
+
+
+def add_output_flags(parser: Any) -> None:
+    parser.add_argument('--verbose', action='store_true',
+                        help='also print the environment, the full config and the hook order (always in the log)')
+    parser.add_argument('--debug', action='store_true', help='on an error, print the full traceback')
+
+
+_NOT_IN_REGISTRY = re.compile(r"[`'\"]?([\w.]+)[`'\"]? is not in the (?:([\w]+)::)?(\w+) registry")
+
+
+_UNKNOWN_PROMPT = re.compile(r"unknown prompt type '([\w.]+)'")
+
+
+def did_you_mean(message: str) -> str:
+    """For MMEngine's "X is not in the scope::name registry": the closest registered names (difflib), or ''."""
+    m = _NOT_IN_REGISTRY.search(message)
+    if m:
+        wanted, _, name = m.groups()
+    else:
+        m = _UNKNOWN_PROMPT.search(message)
+        if not m or 'did you mean' in message:
+            return ''
+        wanted, name = m.group(1), 'prompt'
+    names = set()
+    from mmengine import registry as mmengine_registry
+    import promptkit.registry as promptkit_registry
+    roots = [r for r in vars(mmengine_registry).values() if isinstance(r, mmengine_registry.Registry)]
+    roots += [r for r in vars(promptkit_registry).values() if isinstance(r, mmengine_registry.Registry)]
+    try:
+        import mmaction.registry as mmaction_registry
+        roots += [r for r in vars(mmaction_registry).values() if isinstance(r, mmengine_registry.Registry)]
+    except ImportError:
+        pass
+    for reg in roots:
+        if reg.name != name:
+            continue
+        reg.import_from_location()
+        prefix = '' if reg.scope in ('mmengine', 'mmaction') or reg.parent is None else f'{reg.scope}.'
+        names |= {prefix + k for k in reg.module_dict}
+    bare = wanted.split('.')[-1]
+    close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
+    close += [n for n in difflib.get_close_matches(bare, {n.split('.')[-1]: n for n in names}, n=3, cutoff=0.6)
+              if n not in close]
+    close = [n for n in close if n != wanted]
+    if not close:
+        return ''
+    full = {n.split('.')[-1]: n for n in names}
+    shown = [full.get(n, n) for n in close][:3]
+    return f'did you mean {" or ".join(repr(n) for n in dict.fromkeys(shown))}?'
+
+
+def _log_files() -> list[str]:
+    from mmengine.logging import MMLogger
+    if not MMLogger.check_instance_created(MMLogger.get_current_instance().instance_name):
+        return []
+    logger = MMLogger.get_current_instance()
+    return [h.baseFilename for h in logger.handlers if isinstance(h, logging.FileHandler)]
+
+
+def _short(message: str) -> str:
+    """Drop MMEngine's "class `X` in module: " wrappers around a nested build error."""
+    return re.sub(r'class `\w+` in [\w.]+: ', '', message).strip()
+
+
+def run_tool(prog: str, main: Callable[[Sequence[str] | None], Any], argv: Sequence[str] | None) -> Any:
+    """Run a tool's ``main``; an error is shown in a few lines (type, message, "did you mean", where the traceback
+    is) and exits with status 1, unless ``--debug`` is in ``argv`` (then it propagates with its traceback)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return main(args)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        if '--debug' in args:
+            raise
+        text = ''.join(traceback.format_exception(e))
+        files = _log_files()
+        for path in files:
+            with open(path, 'a') as f:
+                f.write(f'{prog} failed:\n{text}')
+        message = _short(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e))
+        lines = [f'{prog}: error: {type(e).__name__}: {message}']
+        hint = did_you_mean(message)
+        if hint:
+            lines.append(f'{prog}: {hint}')
+        where = f'in {files[0]}' if files else 'not logged (the run had not started)'
+        lines.append(f'{prog}: full traceback {where}; rerun with --debug to print it')
+        print('\n'.join(lines), file=sys.stderr)
+        sys.exit(1)
