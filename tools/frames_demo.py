@@ -4,7 +4,7 @@ A frozen *image* tower, run frame by frame (``promptkit.FrameTower``), on the ge
 is the direction of motion (right / left / down / up), so no single frame, and no unordered set of frames, tells it:
 
 1. ``tools/train.py configs/vapt/timm_digits-pretrain_demo.py``: the image demo's tiny timm ViT trained on single
-   images of another task, handwritten digits 0-4, here for 6 epochs (``--pretrain-epochs``) into
+   images of another task, handwritten digits 0-4, for the image demo's 30 epochs (``--pretrain-epochs``) into
    ``work_dirs/frames_demo_tower`` (skipped with ``--skip-pretrain`` when its checkpoint exists).
 2. ``tools/train.py configs/st_adapter/frames_demo_linear-probe.py``: the frame-averaged linear probe on that frozen
    tower (class tokens averaged over the frames, frozen final norm, linear head), then ``tools/test.py``.
@@ -39,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--work-dir', default='work_dirs', help='parent folder of the runs')
     parser.add_argument('--skip-pretrain', action='store_true', help='reuse an existing stage-1 checkpoint')
-    parser.add_argument('--pretrain-epochs', type=int, default=6, help='epochs of the digits pre-training')
+    parser.add_argument('--pretrain-epochs', type=int, default=30, help='epochs of the digits pre-training')
     parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args()
 
