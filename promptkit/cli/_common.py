@@ -4,7 +4,10 @@ config dump go to the log file only, unless ``--verbose``), and errors shown in 
 from __future__ import annotations
 
 import difflib
+import itertools
 import logging
+import os
+import os.path as osp
 import re
 import sys
 import traceback
@@ -33,6 +36,10 @@ class _FileOnly(logging.Filter):
         return not str(record.msg).startswith(_FILE_ONLY)
 
 
+#: Counts the runs of this process (unique logger names, see build_runner).
+_RUNS = itertools.count()
+
+
 class QuietRunner(Runner):
     """MMEngine's ``Runner`` whose terminal output leaves out the environment, config and hook-order dumps (they
     stay in the log file). Only ``build_logger`` differs."""
@@ -47,7 +54,15 @@ class QuietRunner(Runner):
 
 
 def build_runner(cfg: Config, verbose: bool = False) -> Runner:
-    """``Runner.from_cfg``, quiet on the terminal unless ``verbose``."""
+    """``Runner.from_cfg``, quiet on the terminal unless ``verbose``.
+
+    MMEngine names the run's logger after the config and the time to the second, and reuses a logger of that name:
+    a second run started in the same process within the same second would log through the first run's handlers
+    (whose streams may be closed). Unless the config names its experiment, the name gets a per-process counter.
+    """
+    if not cfg.get('experiment_name'):
+        stem = osp.splitext(osp.basename(cfg.filename or 'config'))[0]
+        cfg.experiment_name = f'{stem}_run{next(_RUNS)}'  # MMEngine appends the timestamp
     return (Runner if verbose else QuietRunner).from_cfg(cfg)
 
 
@@ -118,6 +133,10 @@ def run_tool(prog: str, main: Callable[[Sequence[str] | None], Any], argv: Seque
     """Run a tool's ``main``; an error is shown in a few lines (type, message, "did you mean", where the traceback
     is) and exits with status 1, unless ``--debug`` is in ``argv`` (then it propagates with its traceback)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # A fresh current logger, as a new process starts with: run in-process after an earlier run (a notebook, the
+    # tests), MMEngine's 'current' logger would still be that run's, whose log file may be closed or gone.
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance(f'{prog}-{os.getpid()}-{next(_RUNS)}')
     try:
         return main(args)
     except (SystemExit, KeyboardInterrupt):
