@@ -229,14 +229,8 @@ class PromptModel(nn.Module):
     @contextlib.contextmanager
     def disable_prompts(self) -> Iterator[None]:
         """Run the model without its prompts inside the block (the host still runs through promptkit's sites)."""
-        saved = [site.active for site in self.host.sites]
-        for site in self.host.sites:
-            site.active = set()
-        try:
+        with self.host.disabled():
             yield
-        finally:
-            for site, active in zip(self.host.sites, saved):
-                site.active = active
 
     def save_pretrained(self, save_directory: str) -> str:
         """Write ``prompts.safetensors`` and ``prompt_config.json`` (the trained tensors only); returns the file.

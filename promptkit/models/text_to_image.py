@@ -514,14 +514,8 @@ class PromptedTextToImage(PromptedWrapperMixin, BaseModel):
     @contextlib.contextmanager
     def prompts_disabled(self) -> Iterator[None]:
         """Run the UNet unprompted inside the block (PEFT LoRA stays on; use ``unet.disable_adapters()``)."""
-        saved = [site.active for site in self.host.sites]
-        for site in self.host.sites:
-            site.active = set()
-        try:
+        with self.host.disabled():
             yield
-        finally:
-            for site, active in zip(self.host.sites, saved):
-                site.active = active
 
     def detach_prompts(self) -> nn.Module:
         """Give every attention its previous processor back and return the UNet."""
