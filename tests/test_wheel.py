@@ -56,9 +56,9 @@ def test_wheel_installs_and_runs_outside_the_clone(tmp_path):
     work = tmp_path / 'elsewhere'
     work.mkdir()
     assert 'usage' in run([str(env / 'bin' / 'promptkit-infer'), '--help'], cwd=work)
-    for script in ('promptkit-train', 'promptkit-test'):  # from the train/test module, once it is merged
-        if script in scripts:
-            assert 'usage' in run([str(env / 'bin' / script), '--help'], cwd=work)
+    for script in ('promptkit-train', 'promptkit-test'):
+        assert script in scripts
+        assert 'usage' in run([str(env / 'bin' / script), '--help'], cwd=work)
     (work / 'mine.py').write_text("_base_ = 'promptkit::apt/videomae_demo.py'\n"
                                   "model = dict(cls_head=dict(num_classes=7))\n")
     check = f"""
