@@ -25,6 +25,14 @@ def test_resolve_config_names_the_repository_file():
     assert osp.isdir(CONFIG_ROOT)
 
 
+def test_the_tools_read_packaged_config_names():
+    """``promptkit-train promptkit::apt/videomae_demo.py``: both tools read configs through one function."""
+    from promptkit.cli._common import read_config
+    cfg = read_config('promptkit::apt/videomae_demo.py')
+    assert cfg.filename == resolve_config('promptkit::apt/videomae_demo.py')
+    assert cfg.model.backbone.prompt.type == 'AttentionPrompt'
+
+
 def test_base_from_package_trains_tests_and_writes_outputs(tmp_path):
     pytest.importorskip('tensorboard')
     from mmengine.runner import Runner

@@ -12,13 +12,11 @@ import os.path as osp
 from collections.abc import Sequence
 
 import promptkit  # noqa: F401
-import torch
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 
 from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
-from ..engine.safe_io import install_safe_io
 from ..engine.validate import skip_bad_eval_samples, validate_data
-from ._common import add_hook, add_output_flags, build_runner, run_tool
+from ._common import add_hook, add_output_flags, build_runner, read_config, run_tool
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -48,14 +46,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _main(argv: Sequence[str] | None = None) -> None:
     """Test a checkpoint or prompt file; ``argv`` defaults to ``sys.argv[1:]``."""
     args = parse_args(argv)
-    # On x86 CPUs denormal floats (tiny optimizer states, warm-up) slow training about 10x; flushing them to
-    # zero changes nothing measurable. No effect on GPU kernels.
-    torch.set_flush_denormal(True)
-    install_safe_io()
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist; pass the .pth written by '
                                 'tools/train.py (e.g. work_dirs/<config>/epoch_<last>.pth) or its prompts.safetensors')
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     cfg.launcher = args.launcher
