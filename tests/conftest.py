@@ -64,3 +64,17 @@ def train_steps_keep_frozen(model: torch.nn.Module, steps: int = 3, lr: float = 
 def stacked(params) -> torch.Tensor:
     """A strategy's per-site parameters (a ParameterList of equal shapes) as one stacked tensor."""
     return torch.stack([p.detach() for p in params])
+
+
+def point_at(cfg, videos: str):
+    """Every data loader of a video config pointed at generated clips in ``videos`` (no workers)."""
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        ds = loader.dataset
+        if 'DemoMotionDataset' in ds.type:
+            ds.data_root = videos
+            continue
+        ds.ann_file = os.path.join(videos, 'train.txt' if split == 'train' else 'test.txt')
+        ds.data_prefix = dict(video=os.path.join(videos, 'videos'))
+        loader.num_workers, loader.persistent_workers = 0, False
+    return cfg

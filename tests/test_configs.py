@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import ROOT, TINY_VIT
+from conftest import ROOT, TINY_VIT, point_at
 
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, 'configs', '*', '*.py')))
 # Image-classifier configs (vapt/, approx_prompt/clip-*) are built by test_image_classifier.py.
@@ -34,16 +34,7 @@ def tiny(cfg: Config, videos: str) -> Config:
     bb.backbone = dict(TINY_VIT, num_frames=16, img_size=64, patch_size=16)
     bb.pretrained = None
     cfg.model.cls_head.in_channels = 48
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        ds = loader.dataset
-        if 'DemoMotionDataset' in ds.type:
-            ds.data_root = videos
-            continue
-        ds.ann_file = os.path.join(videos, 'train.txt' if split == 'train' else 'test.txt')
-        ds.data_prefix = dict(video=os.path.join(videos, 'videos'))
-        loader.num_workers, loader.persistent_workers = 0, False
-    return cfg
+    return point_at(cfg, videos)
 
 
 def build_dataset(cfg):

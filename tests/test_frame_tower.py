@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from conftest import ROOT
+from conftest import ROOT, point_at
 from promptkit import FrameTower, PromptedBackbone, SiteInfo
 from promptkit.artifacts import load_prompts, save_prompts
 from promptkit.core import current_frames, frames
@@ -232,19 +232,6 @@ def demo_videos(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('videos'))
     ensure_motion_dataset(root, num_train_per_class=1, num_test_per_class=1)
     return root
-
-
-def point_at(cfg: Config, videos: str) -> Config:
-    for split in ('train', 'val', 'test'):
-        loader = cfg.get(f'{split}_dataloader')
-        ds = loader.dataset
-        if 'DemoMotionDataset' in ds.type:
-            ds.data_root = videos
-            continue
-        ds.ann_file = os.path.join(videos, 'train.txt' if split == 'train' else 'test.txt')
-        ds.data_prefix = dict(video=os.path.join(videos, 'videos'))
-        loader.num_workers, loader.persistent_workers = 0, False
-    return cfg
 
 
 @pytest.mark.parametrize('name', CLIP_CONFIGS + DEMO_CONFIGS)
