@@ -56,6 +56,28 @@ def test_frechet_distance_closed_forms():
         frechet_distance(x, x[:, :3])
 
 
+def test_frechet_distance_singular_covariances_exact_and_quiet():
+    """Pixels that never change (an 8×8 digit's border) and fewer samples than dimensions make both covariances
+    singular: still exact, and no warning."""
+    import warnings
+
+    from scipy import linalg
+
+    from promptkit.evaluation import frechet_distance
+    torch.manual_seed(0)
+    x = torch.cat([torch.zeros(30, 3), torch.rand(30, 61)], 1).double()  # 30 samples, 64 dims, 3 constant
+    y = torch.cat([torch.zeros(40, 3), torch.rand(40, 61) ** 2], 1).double()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        shift = frechet_distance(x, x + 0.5)
+        value = frechet_distance(x, y)
+    assert shift == pytest.approx(64 * 0.25, rel=1e-6)  # sqrt of zero eigenvalues at float64 noise
+    ca, cb = torch.cov(x.T).numpy(), torch.cov(y.T).numpy()
+    ref = ((x.mean(0) - y.mean(0)) ** 2).sum().item() + ca.trace() + cb.trace() - \
+        2 * linalg.sqrtm(ca @ cb + 1e-12 * torch.eye(64).numpy()).real.trace()
+    assert value == pytest.approx(ref, rel=1e-4)
+
+
 def test_frechet_metric_and_registry():
     from promptkit.registry import METRICS
     torch.manual_seed(0)

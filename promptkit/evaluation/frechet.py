@@ -16,23 +16,22 @@ __all__ = ['frechet_distance', 'FrechetDistance']
 def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     """``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` of two feature sets (N, D), (M, D), in float64.
 
-    Written with scipy's ``sqrtm`` (torchmetrics, which has FID, is not a dependency); the tiny imaginary part
-    ``sqrtm`` can return for nearly singular products is dropped, as FID implementations do.
+    Written by hand (torchmetrics, which has FID, is not a dependency). ``Tr (S_a S_b)^(1/2)`` is the sum of the
+    square roots of the eigenvalues of the symmetric ``S_a^(1/2) S_b S_a^(1/2)`` (same spectrum), computed with
+    ``eigh``: exact for singular covariances too (pixels that never change, fewer samples than dimensions), where
+    ``scipy.linalg.sqrtm(S_a @ S_b)`` warns and needs pytorch-fid's regularisation.
     """
-    from scipy import linalg
-
     a64, b64 = a.detach().double().cpu().numpy(), b.detach().double().cpu().numpy()
     if a64.ndim != 2 or b64.ndim != 2 or a64.shape[1] != b64.shape[1] or min(len(a64), len(b64)) < 2:
         raise ValueError(f'frechet_distance needs two (N>=2, D) feature sets of equal D, got {a64.shape} and '
                          f'{b64.shape}')
     mu_a, mu_b = a64.mean(0), b64.mean(0)
     cov_a, cov_b = np.atleast_2d(np.cov(a64, rowvar=False)), np.atleast_2d(np.cov(b64, rowvar=False))
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():  # singular product: regularise as pytorch-fid does
-        eps = 1e-6 * np.eye(len(cov_a))
-        covmean = linalg.sqrtm((cov_a + eps) @ (cov_b + eps))
-    covmean = np.real(covmean)
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(covmean))
+    w, v = np.linalg.eigh(cov_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    inner = root_a @ cov_b @ root_a
+    tr_covmean = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * tr_covmean)
 
 
 @METRICS.register_module()
