@@ -35,14 +35,16 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 METHODS = ('none', 'approx', 'kv', 'lora', 'full')
-NAMES = {'none': 'none (frozen base)', 'approx': 'ApproxPrompt, attn1+attn2, M=16', 'kv': 'K/V prompts, T=4',
-         'lora': 'PEFT LoRA r=4 (q, k, v, out)', 'full': 'full fine-tuning (UNet)'}
+NAMES = {'none': 'none (frozen base)', 'approx': 'ApproxPrompt, attn1+attn2, M={}', 'kv': 'K/V prompts, T={}',
+         'lora': 'PEFT LoRA r={} (q, k, v, out)', 'full': 'full fine-tuning (UNet)'}
 #: Captions the adaptation never sees, for drift (PEFT's image-generation benchmark uses ten unrelated prompts).
 UNRELATED = ('a photo of a cat', 'a red car on a street', 'a bowl of fruit', 'a mountain landscape at dawn',
              'a portrait of an old man', 'the letter a', 'a blank white page', 'a wooden house',
              'a dog in the snow', 'an empty street at night')
-#: Learning rates of stage 2 (AdamW, constant); prompts and LoRA take larger steps than full fine-tuning.
-LR = dict(approx=3e-3, kv=1e-2, lora=3e-3, full=5e-4)
+#: Learning rates of stage 2 (AdamW, constant). ApproxPrompt, K/V prompts and LoRA: the best of {1e-3, 3e-3, 1e-2,
+#: 3e-2} (K/V prompts: {1e-2, 3e-2, 1e-1}) on stage-2 seed 0, 400 steps, one 1,500-step base (docs/text_to_image.md);
+#: full fine-tuning: not swept.
+LR = dict(approx=3e-3, kv=3e-2, lora=1e-2, full=5e-4)
 
 
 def set_seed(seed: int) -> torch.Generator:
@@ -155,18 +157,37 @@ class Adapted:
 METHOD_CFG = dict(
     none=dict(),
     approx=dict(prompt=dict(type='ApproxPrompt', num_tokens=16, rank=4)),
-    kv=dict(prompt=dict(type='AttentionPrompt', num_tokens=4, train_head_norm=False)),
+    kv=dict(prompt=dict(type='AttentionPrompt', num_tokens=16, train_head_norm=False)),  # T = M: equal FLOPs
     lora=dict(lora=dict(r=4, target_modules=['to_q', 'to_k', 'to_v', 'to_out.0'])),
     full=dict(full_finetune=True))
 
 
-def adapt(method: str, base_folder: str) -> Adapted:
+def method_cfg(method: str, size: int | None = None) -> dict:
+    """``METHOD_CFG[method]``, with ``size`` (if given) as M (approx), T (kv) or the LoRA rank."""
+    if method not in METHOD_CFG:
+        raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
+    cfg = copy.deepcopy(METHOD_CFG[method])
+    if size is not None:
+        if method in ('approx', 'kv'):
+            cfg['prompt']['num_tokens'] = size
+        elif method == 'lora':
+            cfg['lora']['r'] = size
+        else:
+            raise ValueError(f'--size: {method!r} has no size; give it for approx, kv or lora')
+    return cfg
+
+
+def method_name(method: str, size: int | None = None) -> str:
+    cfg = method_cfg(method, size)
+    value = cfg['prompt']['num_tokens'] if 'prompt' in cfg else cfg['lora']['r'] if 'lora' in cfg else None
+    return NAMES[method].format(value)
+
+
+def adapt(method: str, base_folder: str, size: int | None = None) -> Adapted:
     """The frozen base from ``base_folder`` with ``method`` attached, as a ``promptkit.PromptedTextToImage``."""
     from promptkit.models.text_to_image import PromptedTextToImage
 
-    if method not in METHOD_CFG:
-        raise ValueError(f'unknown method {method!r}; choose from {METHODS}')
-    model = PromptedTextToImage(pretrained=base_folder, cfg_dropout=0.1, **METHOD_CFG[method])
+    model = PromptedTextToImage(pretrained=base_folder, cfg_dropout=0.1, **method_cfg(method, size))
     return Adapted(method, model)
 
 
@@ -235,18 +256,20 @@ def save_grid(images: torch.Tensor, per_digit: int, path: str, scale: int = 4) -
 
 
 def mean_std(values: Sequence[float]) -> str:
+    """``mean ± std`` (sample std) over the seeds; one seed: the value alone (no spread to show)."""
     t = torch.tensor(values, dtype=torch.float64)
-    return f'{t.mean():.3f} ± {t.std(unbiased=len(t) > 1) if len(t) > 1 else 0.0:.3f}'
+    return f'{t.mean():.3f} ± {t.std():.3f}' if len(t) > 1 else f'{t.item():.3f}'
 
 
-def table(results: dict[str, list[dict]], base: dict[str, Any]) -> str:
+def table(results: dict[str, list[dict]], base: dict[str, Any], sizes: dict[str, int] | None = None) -> str:
     lines = ['| method (trainable) | trainable params | content accuracy | rotated-domain rate | drift | '
              'train wall time |', '|---|---:|---:|---:|---:|---:|',
              f'| stage 1 base, upright digits (all) | {base["params"]:,} | {base["content_accuracy"]:.3f} | '
-             f'{base["domain_rate"]:.3f} (upright) | - | {base["seconds"]:.0f} s |']
+             f'{base["domain_rate"]:.3f} (upright) | - | '
+             f'{"-" if base["seconds"] is None else format(base["seconds"], ".0f") + " s"} |']
     for method, runs in results.items():
         secs = [r['seconds'] for r in runs]
-        lines.append(f'| {NAMES[method]} | {runs[0]["trainable"]:,} | '
+        lines.append(f'| {method_name(method, (sizes or {}).get(method))} | {runs[0]["trainable"]:,} | '
                      f'{mean_std([r["content_accuracy"] for r in runs])} | '
                      f'{mean_std([r["domain_rate"] for r in runs])} | {mean_std([r["drift"] for r in runs])} | '
                      f'{sum(secs) / len(secs):.0f} s |')
@@ -267,14 +290,51 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--drift-noise', type=int, default=4, help='noises per unrelated caption for drift')
     parser.add_argument('--sample-steps', type=int, default=25, help='DDIM steps')
     parser.add_argument('--guidance', type=float, default=1.0,
-                        help='classifier-free guidance scale (1: none; measured best on the 500-step base)')
+                        help='classifier-free guidance scale (1: none; on the 1,500-step base: content 0.925 at 1, '
+                             '0.95 at 1.5, 0.69 at 2, 0.145 at 3)')
     parser.add_argument('--threads', type=int, default=2, help='torch CPU threads')
-    return parser.parse_args(argv)
+    parser.add_argument('--lr', nargs='+', default=[], metavar='METHOD=LR',
+                        help=f'stage-2 learning rates instead of the defaults {LR}, e.g. --lr approx=1e-2')
+    parser.add_argument('--size', nargs='+', default=[], metavar='METHOD=N',
+                        help='M of approx, T of kv, the rank of lora instead of 16, 16, 4, e.g. --size approx=24')
+    args = parser.parse_args(argv)
+    args.lr = dict(LR, **_pairs(parser, '--lr', args.lr, float, METHODS[1:]))
+    args.size = _pairs(parser, '--size', args.size, int, ('approx', 'kv', 'lora'))
+    return args
+
+
+def _pairs(parser: argparse.ArgumentParser, flag: str, items: Sequence[str], kind: type, methods: Sequence[str]
+           ) -> dict[str, Any]:
+    """``['approx=1e-2', ...]`` → ``{'approx': 0.01}``; a bad item is one argparse error naming it."""
+    out = {}
+    for item in items:
+        method, _, value = item.partition('=')
+        try:
+            if method not in methods:
+                raise ValueError
+            out[method] = kind(value)
+        except ValueError:
+            parser.error(f'{flag} {item!r}: expected METHOD={kind.__name__.upper()} with METHOD one of '
+                         f'{", ".join(methods)}')
+    return out
+
+
+def quiet() -> None:
+    """The table is the output: no progress bars from transformers / diffusers for each of the dozen models the
+    demo loads and saves, and the wrapper's summary line (the table has the counts) only at warning level."""
+    from diffusers.utils import logging as diffusers_logging
+    from mmengine.logging import MMLogger
+    from transformers.utils import logging as transformers_logging
+
+    diffusers_logging.disable_progress_bar()
+    transformers_logging.disable_progress_bar()
+    MMLogger.get_instance(f't2i_demo_{time.time_ns()}', log_level='WARNING')  # the current logger from here on
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    quiet()
     from promptkit.evaluation import DigitsJudge
     from promptkit.t2i.tiny import save_tiny_text_to_image
 
@@ -295,24 +355,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     judge = DigitsJudge(rotate=1)
 
     if args.base:
-        base_folder, base = args.base, None
+        base_folder, seconds = args.base, None
     else:
         model, seconds = pretrain(run_dir, args.pretrain_steps, args.batch_size, args.pretrain_lr, 0, log)
         base_folder = save_tiny_text_to_image(osp.join(run_dir, 'base'), model.components())
-        params = sum(p.numel() for p in [*model.unet.parameters(), *model.text_encoder.parameters()])
-        out = evaluate(adapt('none', base_folder), judge, 0, args.per_digit, 0, sample_kw, 0)
-        base = dict(content_accuracy=out['content_accuracy'], domain_rate=out['domain_rate'], seconds=seconds,
-                    params=params)
-        save_grid(out['images'], args.per_digit, osp.join(run_dir, 'samples_stage1_base.png'))
-        log(f'stage 1: content accuracy {base["content_accuracy"]:.3f} (judged upright {base["domain_rate"]:.3f}), '
-            f'{seconds:.0f} s; saved {base_folder}')
+    frozen = adapt('none', base_folder)
+    out = evaluate(frozen, judge, 0, args.per_digit, 0, sample_kw, 0)
+    params = sum(p.numel() for p in [*frozen.model.unet.parameters(), *frozen.model.text_encoder.parameters()])
+    base = dict(content_accuracy=out['content_accuracy'], domain_rate=out['domain_rate'], seconds=seconds,
+                params=params)
+    save_grid(out['images'], args.per_digit, osp.join(run_dir, 'samples_stage1_base.png'))
+    log(f'stage 1: content accuracy {base["content_accuracy"]:.3f} (judged upright {base["domain_rate"]:.3f})'
+        + (f', {seconds:.0f} s; saved {base_folder}' if seconds is not None else f' ({base_folder})'))
 
     results: dict[str, list[dict]] = {}
     for method in args.methods:
         for seed in args.seeds:
             set_seed(seed)
-            adapted = adapt(method, base_folder)
-            seconds = tune(adapted, args.steps, args.batch_size, LR.get(method, 0.0), seed)
+            adapted = adapt(method, base_folder, args.size.get(method))
+            seconds = tune(adapted, args.steps, args.batch_size, args.lr.get(method, 0.0), seed)
             out = evaluate(adapted, judge, 1, args.per_digit, seed, sample_kw, args.drift_noise)
             if seed == args.seeds[0]:
                 save_grid(out['images'], args.per_digit, osp.join(run_dir, f'samples_{method}.png'))
@@ -323,8 +384,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 f'rotated {out["domain_rate"]:.3f}, drift {out["drift"]:.4f}, {seconds:.0f} s')
 
     total = time.time() - start
-    text = table(results, base) if base else table(results, dict(params=0, content_accuracy=float('nan'),
-                                                                 domain_rate=float('nan'), seconds=0))
+    text = table(results, base, args.size)
     stage1 = f'base {args.base}' if args.base else f'{args.pretrain_steps} stage-1 steps'
     summary = (f'\ntext-to-image demo ({stage1}, {args.steps} stage-2 steps, batch '
                f'{args.batch_size}, seeds {args.seeds}, {args.per_digit} samples per digit, {args.sample_steps} '
