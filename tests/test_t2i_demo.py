@@ -55,3 +55,22 @@ def test_lr_and_size_options(capsys):
         with pytest.raises(SystemExit):
             demo.parse_args(bad)
         assert bad[1] in capsys.readouterr().err
+
+
+def test_stage_two_repeats_exactly(tmp_path, monkeypatch):
+    """Same seed, same trained prompts, whatever ran before (the caption dropout draws from Python's random)."""
+    import random
+
+    from promptkit.t2i.tiny import save_tiny_text_to_image
+
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    demo = _demo()
+    base = save_tiny_text_to_image(str(tmp_path / 'base'))
+    trained = []
+    for _ in range(2):
+        demo.set_seed(0)
+        adapted = demo.adapt('approx', base, size=2)
+        demo.tune(adapted, 3, 8, 1e-2, 0)
+        trained.append([p.detach().clone() for p in adapted.params])
+        random.random(), torch.rand(3)  # what an evaluation in between would draw
+    assert all(torch.equal(a, b) for a, b in zip(*trained))

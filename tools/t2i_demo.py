@@ -48,7 +48,11 @@ LR = dict(approx=3e-3, kv=3e-2, lora=1e-2, full=5e-4)
 
 
 def set_seed(seed: int) -> torch.Generator:
-    torch.manual_seed(seed)
+    """Seed Python's ``random`` (the wrapper's caption dropout draws from it, as diffusers' training scripts do),
+    numpy and torch, as MMEngine's Runner does; returns a torch generator for the batch indices."""
+    from mmengine.runner import set_random_seed
+
+    set_random_seed(seed)
     return torch.Generator().manual_seed(seed)
 
 
@@ -347,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     def log(msg: str) -> None:
         print(msg, flush=True)
         log_file.write(msg + '\n')
+        log_file.flush()  # a long run's log.txt is readable while it runs
 
     log(f'+ {" ".join([osp.relpath(__file__, ROOT), *(argv if argv is not None else sys.argv[1:])])}')
     log(f'run folder: {run_dir}')
@@ -395,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     record = dict(args=vars(args), base=base, results=results, seconds=total, run_dir=run_dir)
     with open(osp.join(run_dir, 'results.json'), 'w') as f:
         json.dump(record, f, indent=2)
+    log(f'grids, table.md and results.json in {run_dir}; stage 2 through the Runner: python tools/train.py '
+        f'configs/approx_prompt/t2i_digits_demo.py --cfg-options model.pretrained={base_folder}')
     log_file.close()
     return record
 
