@@ -80,10 +80,39 @@ def build_runner(cfg: Config, verbose: bool = False) -> Runner:
     return (Runner if verbose else QuietRunner).from_cfg(cfg)
 
 
-def add_output_flags(parser: Any) -> None:
+def parse_with_shared_flags(parser: Any, argv: Sequence[str] | None) -> Any:
+    """Add the flags promptkit-train and promptkit-test share (mmaction2's ``--cfg-options``, ``--launcher`` and
+    ``--local-rank``; promptkit's ``--skip-bad-samples``, ``--verbose``, ``--debug``), parse ``argv`` and export the
+    local rank."""
+    from mmengine.config import DictAction
+
+    from ..engine.runner_setup import set_local_rank
+
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (lists: key="[a,b]")')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher')
+    parser.add_argument('--skip-bad-samples', action='store_true',
+                        help='log and skip videos/images that cannot be decoded instead of stopping')
     parser.add_argument('--verbose', action='store_true',
                         help='also print the environment, the full config and the hook order (always in the log)')
     parser.add_argument('--debug', action='store_true', help='on an error, print the full traceback')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    set_local_rank(args.local_rank)
+    return args
+
+
+def set_launcher_and_work_dir(cfg: Config, args: Any) -> None:
+    """``cfg.launcher`` from ``--launcher``; the work dir from ``--work-dir``, else the config's, else
+    ``work_dirs/<config name>`` (mmaction2's rule)."""
+    from ..engine.runner_setup import default_work_dir
+
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = default_work_dir(args.config)
 
 
 _NOT_IN_REGISTRY = re.compile(r"[`'\"]?([\w.]+)[`'\"]? is not in the (?:([\w]+)::)?(\w+) registry")

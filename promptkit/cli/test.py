@@ -12,11 +12,10 @@ import os.path as osp
 from collections.abc import Sequence
 
 import promptkit  # noqa: F401
-from mmengine.config import DictAction
 
-from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
+from ..engine.runner_setup import check_data, setup_launcher
 from ..engine.validate import skip_bad_eval_samples, validate_data
-from ._common import add_hook, add_output_flags, build_runner, read_config, run_tool
+from ._common import add_hook, build_runner, parse_with_shared_flags, read_config, run_tool, set_launcher_and_work_dir
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -25,17 +24,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the directory to save the file containing evaluation metrics')
     parser.add_argument('--dump', type=str, help='dump predictions to a pickle file for offline evaluation')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (lists: key="[a,b]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--skip-bad-samples', action='store_true',
-                        help='log and skip videos/images that cannot be decoded instead of stopping')
-    add_output_flags(parser)
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    set_local_rank(args.local_rank)
-    return args
+    return parse_with_shared_flags(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -52,11 +41,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
     cfg = read_config(args.config)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = default_work_dir(args.config)
+    set_launcher_and_work_dir(cfg, args)
     prompt_file = args.checkpoint.endswith('.safetensors')  # a prompt-only export from PromptCheckpointHook
     cfg.load_from = None if prompt_file else args.checkpoint
     if args.dump is not None:

@@ -8,11 +8,11 @@ import argparse
 from collections.abc import Sequence
 
 import promptkit  # noqa: F401  (stubs and registries before any config is read)
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from ..engine.runner_setup import check_data, default_work_dir, set_local_rank, setup_launcher
+from ..engine.runner_setup import check_data, setup_launcher
 from ..engine.validate import skip_bad_eval_samples, validate_data
-from ._common import add_hook, add_output_flags, build_runner, read_config, run_tool
+from ._common import add_hook, build_runner, parse_with_shared_flags, read_config, run_tool, set_launcher_and_work_dir
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -29,28 +29,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--diff-rank-seed', action='store_true', help='different seeds for different ranks')
     parser.add_argument('--deterministic', action='store_true', help='deterministic options for CUDNN')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (lists: key="[a,b]")')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher')
-    parser.add_argument('--skip-bad-samples', action='store_true',
-                        help='log and skip videos/images that cannot be decoded instead of stopping')
-    add_output_flags(parser)
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    set_local_rank(args.local_rank)
-    return args
+    return parse_with_shared_flags(parser, argv)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge CLI arguments into the config, as mmaction2 does."""
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = default_work_dir(args.config)
+    set_launcher_and_work_dir(cfg, args)
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
